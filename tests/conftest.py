@@ -1,0 +1,35 @@
+"""Shared pytest fixtures: paths to ../shared test material, GPU skipping, temp bundles."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO.parent / "shared").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """Path to the read-only ``../shared`` folder with real test audio and MIDI."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared test material is not present")
+    return SHARED
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # torch missing or broken: no GPU tests
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
