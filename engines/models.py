@@ -1,0 +1,457 @@
+"""The model manager: model records, download with resume and checksum, offline import.
+
+A :class:`ModelRecord` names a model, the engine that uses it, its licence and its
+files (each with sha256 and size) and where they come from: a Hugging Face repo at a
+pinned revision (downloaded with ``huggingface_hub.hf_hub_download``), or plain URLs
+(downloaded with ``urllib`` using HTTP Range requests to resume). Records are listed in
+``engines/registry.py`` (``MODELS``).
+
+Files live in ``<models dir>/<model id>/<filename>``. The models dir is, in order:
+the environment variable ``SEED_STUDIO_MODELS_DIR``, then the user's setting (passed as
+``setting=``), then ``platformdirs.user_cache_dir("seed-studio")/models``.
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from engines.base import ChecksumMismatch, EngineNotFound, ModelDownloadError, ModelNotInstalled
+
+ENV_MODELS_DIR = "SEED_STUDIO_MODELS_DIR"
+
+DownloadProgress = Callable[[int, int, str], None]
+"""``progress(done_bytes, total_bytes, filename)`` over the whole model."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a model.
+
+    Attributes:
+        filename: path inside the model folder (and inside the Hub repo), e.g. "model.safetensors".
+        sha256: hex sha256 of the file's bytes.
+        size: bytes.
+        url: download URL for URL sources; None for Hub sources.
+    """
+
+    filename: str
+    sha256: str
+    size: int
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A downloadable model.
+
+    Attributes:
+        id: unique model id (``JobSpec.model_id``), also the folder name.
+        engine: registry id of the engine that uses it.
+        title: display name.
+        licence: SPDX id or short licence name of the weights (shown before download).
+        files: the files, with checksums; empty for built-in engines that need none.
+        hf_repo: Hugging Face repo id when the source is the Hub, else None.
+        revision: pinned Hub revision (commit sha or tag); required with ``hf_repo``.
+        homepage: where the model is described.
+        notes: free text (e.g. "offline DSP fallback").
+    """
+
+    id: str
+    engine: str
+    title: str = ""
+    licence: str = "unknown"
+    files: tuple[ModelFile, ...] = ()
+    hf_repo: str | None = None
+    revision: str | None = None
+    homepage: str = ""
+    notes: str = ""
+
+    @property
+    def size(self) -> int:
+        """Total bytes of all files."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def builtin(self) -> bool:
+        """True when the model needs no files."""
+        return not self.files
+
+    @property
+    def source(self) -> str:
+        """Human-readable source: ``hf:repo@revision``, the URL host, or ``built-in``."""
+        if self.builtin:
+            return "built-in"
+        if self.hf_repo:
+            return f"hf:{self.hf_repo}@{self.revision or 'main'}"
+        urls = {f.url for f in self.files if f.url}
+        return ", ".join(sorted(urls)) if len(urls) == 1 else f"{len(urls)} URLs"
+
+
+def default_models_dir(setting: str | os.PathLike | None = None) -> Path:
+    """The models folder: env ``SEED_STUDIO_MODELS_DIR``, else ``setting``, else the user cache."""
+    env = os.environ.get(ENV_MODELS_DIR)
+    if env:
+        return Path(env).expanduser()
+    if setting:
+        return Path(setting).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("seed-studio", appauthor=False)) / "models"
+
+
+def human_size(n: int) -> str:
+    """``1536000`` -> ``"1.5 MB"`` (decimal units)."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_replace(src: Path, dst: Path) -> None:
+    with open(src, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(src, dst)
+
+
+class ModelManager:
+    """Downloads, imports, verifies and removes model files.
+
+    Args:
+        root: the models folder; None = :func:`default_models_dir` (``setting`` applies).
+        setting: the user's models-folder setting, used when ``root`` is None.
+        records: model records to know; None = ``engines.registry.MODELS``.
+
+    Errors raised: :class:`~engines.base.ModelDownloadError` (offline, HTTP error,
+    interrupted transfer), :class:`~engines.base.ChecksumMismatch` (bad file, removed),
+    :class:`~engines.base.ModelNotInstalled`, :class:`~engines.base.EngineNotFound`
+    (unknown model id).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        setting: str | os.PathLike | None = None,
+        records: Iterable[ModelRecord] | None = None,
+    ):
+        self.root = Path(root) if root is not None else default_models_dir(setting)
+        self._records = list(records) if records is not None else None
+
+    # ------------------------------------------------------------------ records
+
+    @property
+    def records(self) -> list[ModelRecord]:
+        """All known model records."""
+        if self._records is not None:
+            return list(self._records)
+        from engines.registry import MODELS
+
+        return list(MODELS)
+
+    def record(self, model: str | ModelRecord) -> ModelRecord:
+        """Resolve a model id (or pass a record through).
+
+        Raises:
+            EngineNotFound: unknown id.
+        """
+        if isinstance(model, ModelRecord):
+            return model
+        for r in self.records:
+            if r.id == model:
+                return r
+        known = ", ".join(r.id for r in self.records)
+        raise EngineNotFound(f"no model named {model!r}", f"known models: {known}")
+
+    def model_dir(self, model: str | ModelRecord) -> Path:
+        """Folder holding the model's files (may not exist)."""
+        return self.root / self.record(model).id
+
+    def status(self, model: str | ModelRecord) -> str:
+        """``"built-in"``, ``"installed"`` (every file present with the right size),
+        ``"partial"`` or ``"missing"``. Cheap: does not hash (use :meth:`verify`)."""
+        rec = self.record(model)
+        if rec.builtin:
+            return "built-in"
+        d = self.model_dir(rec)
+        present = [(d / f.filename).is_file() and (d / f.filename).stat().st_size == f.size for f in rec.files]
+        if all(present):
+            return "installed"
+        if any(present) or any((d / (f.filename + ".part")).exists() for f in rec.files):
+            return "partial"
+        return "missing"
+
+    def require(self, model: str | ModelRecord) -> Path:
+        """The model's folder, for engines to load from.
+
+        Raises:
+            ModelNotInstalled: a file is missing or has the wrong size.
+        """
+        rec = self.record(model)
+        if self.status(rec) not in ("installed", "built-in"):
+            raise ModelNotInstalled(
+                f"model {rec.id!r} is not installed in '{self.model_dir(rec)}'",
+                f"download it with `seed-studio models download {rec.id}` "
+                f"or import it with `seed-studio models import {rec.id} FOLDER`",
+            )
+        return self.model_dir(rec)
+
+    # ------------------------------------------------------------------ verify / remove / import
+
+    def verify(self, model: str | ModelRecord) -> list[str]:
+        """Hash every file against its record.
+
+        Returns:
+            Problems in plain words (empty list = all good), e.g.
+            ``"weights.bin: sha256 mismatch"``, ``"weights.bin: missing"``.
+        """
+        rec = self.record(model)
+        d = self.model_dir(rec)
+        problems = []
+        for f in rec.files:
+            p = d / f.filename
+            if not p.is_file():
+                problems.append(f"{f.filename}: missing")
+            elif p.stat().st_size != f.size:
+                problems.append(f"{f.filename}: size {p.stat().st_size} bytes, expected {f.size}")
+            elif _sha256(p) != f.sha256.lower():
+                problems.append(f"{f.filename}: sha256 mismatch")
+        return problems
+
+    def remove(self, model: str | ModelRecord) -> bool:
+        """Delete the model's folder. Returns True if something was removed."""
+        d = self.model_dir(model)
+        if d.exists():
+            shutil.rmtree(d)
+            return True
+        return False
+
+    def import_from(self, model: str | ModelRecord, folder: str | os.PathLike) -> Path:
+        """Install model files from a local folder (for machines without internet).
+
+        Each file is looked up as ``folder/filename``, then ``folder/basename``; it must
+        match its sha256 before it is copied (atomically) into the models folder.
+
+        Raises:
+            ModelNotInstalled: the folder or a file is missing (names it).
+            ChecksumMismatch: a file's sha256 differs (names it; nothing is copied for it).
+        """
+        rec = self.record(model)
+        src_root = Path(folder)
+        if not src_root.is_dir():
+            raise ModelNotInstalled(f"import folder '{src_root}' does not exist", "give the folder holding the model files")
+        d = self.model_dir(rec)
+        for f in rec.files:
+            src = src_root / f.filename
+            if not src.is_file():
+                src = src_root / Path(f.filename).name
+            if not src.is_file():
+                raise ModelNotInstalled(
+                    f"model file '{f.filename}' of {rec.id!r} not found in '{src_root}'",
+                    "the folder must hold every file the model lists (see `seed-studio models list`)",
+                )
+            digest = _sha256(src)
+            if digest != f.sha256.lower():
+                raise ChecksumMismatch(
+                    f"model file '{src}': sha256 {digest[:12]}... does not match the expected {f.sha256[:12]}...",
+                    "this is not the right file for this model (wrong version or corrupt)",
+                )
+            dst = d / f.filename
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".import")
+            shutil.copyfile(src, tmp)
+            _fsync_replace(tmp, dst)
+        return d
+
+    # ------------------------------------------------------------------ download
+
+    def download(
+        self,
+        model: str | ModelRecord,
+        progress: DownloadProgress | None = None,
+        *,
+        retries: int = 2,
+        timeout: float = 30.0,
+    ) -> Path:
+        """Download every missing file, verify its sha256, and return the model folder.
+
+        URL files are fetched into ``<file>.part`` with HTTP Range requests, so an
+        interrupted transfer resumes (automatically up to ``retries`` times in this call,
+        and on the next call otherwise). Hub files go through
+        ``huggingface_hub.hf_hub_download`` (which resumes itself) at the record's revision.
+
+        Args:
+            model: id or record.
+            progress: ``progress(done_bytes, total_bytes, filename)``.
+            retries: extra attempts per file after an interrupted transfer.
+            timeout: socket timeout in seconds.
+
+        Raises:
+            ModelDownloadError: offline / server unreachable / HTTP error / still
+                interrupted after the retries (the partial file is kept for resuming).
+            ChecksumMismatch: a downloaded file has the wrong sha256 (it is removed).
+        """
+        rec = self.record(model)
+        d = self.model_dir(rec)
+        total = rec.size
+        done = 0
+        for f in rec.files:
+            dst = d / f.filename
+            if dst.is_file() and dst.stat().st_size == f.size and _sha256(dst) == f.sha256.lower():
+                done += f.size
+                if progress:
+                    progress(done, total, f.filename)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            base = done
+
+            def file_progress(n: int, _base: int = base, _name: str = f.filename) -> None:
+                if progress:
+                    progress(_base + n, total, _name)
+
+            if rec.hf_repo:
+                self._download_hub(rec, f, dst, file_progress)
+            elif f.url:
+                self._download_url(f, dst, file_progress, retries=retries, timeout=timeout)
+            else:
+                raise ModelDownloadError(f"model file '{f.filename}' of {rec.id!r} has no source", "")
+            digest = _sha256(dst)
+            if digest != f.sha256.lower():
+                dst.unlink(missing_ok=True)
+                raise ChecksumMismatch(
+                    f"downloaded file '{f.filename}' of {rec.id!r} is corrupt: sha256 {digest[:12]}... "
+                    f"instead of {f.sha256[:12]}...; the file was removed"
+                )
+            done = base + f.size
+            if progress:
+                progress(done, total, f.filename)
+        return d
+
+    def _download_url(
+        self, f: ModelFile, dst: Path, file_progress: Callable[[int], None], *, retries: int, timeout: float
+    ) -> None:
+        part = dst.with_name(dst.name + ".part")
+        attempt = 0
+        while True:
+            try:
+                self._fetch_range(f, part, file_progress, timeout)
+                break
+            except _Interrupted as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise ModelDownloadError(
+                        f"download of '{f.filename}' from {f.url} was interrupted after "
+                        f"{exc.have} of {f.size} bytes",
+                        "run the download again: it resumes where it stopped",
+                    ) from None
+        _fsync_replace(part, dst)
+
+    def _fetch_range(self, f: ModelFile, part: Path, file_progress: Callable[[int], None], timeout: float) -> None:
+        have = part.stat().st_size if part.exists() else 0
+        if have > f.size:
+            part.unlink()
+            have = 0
+        if have == f.size:
+            return
+        req = urllib.request.Request(f.url or "", headers={"User-Agent": "seed-studio"})
+        if have:
+            req.add_header("Range", f"bytes={have}-")
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # range not satisfiable: start over
+                part.unlink(missing_ok=True)
+                raise _Interrupted(0) from None
+            raise ModelDownloadError(
+                f"download of '{f.filename}' failed: the server at {f.url} answered HTTP {exc.code} {exc.reason}",
+                "the model may have moved; try again later or import the files with `seed-studio models import`",
+            ) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ModelDownloadError(
+                f"can't reach {f.url} to download '{f.filename}': {reason}",
+                "you may be offline: connect to the internet, or copy the files from another machine "
+                "and run `seed-studio models import ID FOLDER`",
+            ) from None
+        with resp:
+            mode = "ab" if have and resp.status == 206 else "wb"
+            if mode == "wb":
+                have = 0
+            with open(part, mode) as out:
+                try:
+                    while True:
+                        block = resp.read(1 << 16)
+                        if not block:
+                            break
+                        out.write(block)
+                        have += len(block)
+                        file_progress(have)
+                except (OSError, socket.timeout, ConnectionError, _http_incomplete()):
+                    raise _Interrupted(have) from None
+        if have < f.size:
+            raise _Interrupted(have)
+
+    def _download_hub(self, rec: ModelRecord, f: ModelFile, dst: Path, file_progress: Callable[[int], None]) -> None:
+        try:
+            import huggingface_hub
+            from huggingface_hub import errors as hf_errors
+            from tqdm.auto import tqdm as _tqdm
+        except ImportError as exc:  # pragma: no cover - dependency of the app
+            raise ModelDownloadError(f"huggingface_hub is missing: {exc}", "reinstall Seed Studio") from exc
+
+        class _Bar(_tqdm):  # forwards hf's byte counts to our callback
+            def update(self, n=1):  # type: ignore[override]
+                r = super().update(n)
+                file_progress(int(self.n))
+                return r
+
+        try:
+            huggingface_hub.hf_hub_download(
+                rec.hf_repo or "",
+                f.filename,
+                revision=rec.revision,
+                local_dir=str(self.model_dir(rec)),
+                tqdm_class=_Bar,
+            )
+        except (hf_errors.LocalEntryNotFoundError, OSError) as exc:
+            raise ModelDownloadError(
+                f"can't download '{f.filename}' of {rec.id!r} from the Hugging Face Hub ({rec.hf_repo}): {exc}",
+                "you may be offline: connect, or import the files with `seed-studio models import ID FOLDER`",
+            ) from None
+        except hf_errors.HfHubHTTPError as exc:
+            raise ModelDownloadError(
+                f"the Hugging Face Hub refused '{f.filename}' of {rec.id!r} ({rec.hf_repo}@{rec.revision}): {exc}",
+                "the repo may be gated or moved; import the files with `seed-studio models import ID FOLDER`",
+            ) from None
+        if not dst.is_file():
+            raise ModelDownloadError(f"the Hub download of '{f.filename}' left no file at '{dst}'", "")
+
+
+class _Interrupted(Exception):
+    def __init__(self, have: int):
+        super().__init__(have)
+        self.have = have
+
+
+def _http_incomplete() -> type[BaseException]:
+    import http.client
+
+    return http.client.IncompleteRead

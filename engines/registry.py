@@ -1,0 +1,161 @@
+"""Which engines and models exist, what each can do, and their parameter schemas.
+
+Listing is free: nothing here imports torch or a model library. An engine's module is
+imported only by :func:`get_engine_class` (in the engine host, or in tests).
+
+To add an engine, append ONE :class:`EngineEntry` to :data:`ENGINES`; to add a model,
+append ONE :class:`~engines.models.ModelRecord` to :data:`MODELS`. Example::
+
+    ENGINES.append(EngineEntry(
+        id="htdemucs", target="engines.separation.demucs_engine:DemucsEngine",
+        tasks=("separate",), title="HT-Demucs", models=("htdemucs", "htdemucs_ft"),
+        param_schema={"type": "object", "properties": {"shifts": {"type": "integer", "default": 1}}},
+    ))
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.base import TASKS, EngineNotFound
+from engines.models import ModelFile, ModelRecord  # noqa: F401 - re-exported for appenders
+
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """One registered engine.
+
+    Attributes:
+        id: unique engine id (``JobSpec.engine_id``).
+        target: ``"package.module:ClassName"``; imported lazily.
+        tasks: task names served (``engines.base.TASKS``).
+        title: short name for menus.
+        description: one sentence for tooltips.
+        models: ids of the model records it can use, default first (empty = needs no model files).
+        param_schema: JSON Schema of ``JobSpec.params`` (the UI builds its form from it).
+        offline: True when it works with no download at all (DSP fallbacks, the fake engine).
+    """
+
+    id: str
+    target: str
+    tasks: tuple[str, ...]
+    title: str = ""
+    description: str = ""
+    models: tuple[str, ...] = ()
+    param_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    offline: bool = False
+
+
+FAKE_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "frequency": {"type": "number", "default": 440.0, "minimum": 1.0, "title": "Frequency (Hz)",
+                      "description": "Sine frequency for generate/extend/inpaint."},
+        "noise": {"type": "number", "default": 0.0, "minimum": 0.0, "maximum": 1.0, "title": "Noise",
+                  "description": "Amount of seeded white noise mixed in."},
+        "crossovers": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                       "default": [200.0, 2000.0], "title": "Crossovers (Hz)",
+                       "description": "Band edges of the band-split separator."},
+        "chunk_seconds": {"type": "number", "default": 1.0, "exclusiveMinimum": 0, "title": "Chunk (s)",
+                          "description": "Processing chunk length; progress and cancel happen per chunk."},
+        "delay_per_chunk": {"type": "number", "default": 0.0, "minimum": 0.0, "title": "Delay per chunk (s)",
+                            "description": "Test hook: sleep this long per chunk."},
+        "oom_above_chunk_scale": {"type": "number", "default": 2.0, "title": "Simulated OOM",
+                                  "description": "Test hook: raise a simulated CUDA out-of-memory error while chunk_scale is above this."},
+        "crash": {"type": "boolean", "default": False, "title": "Crash",
+                  "description": "Test hook: kill the host process mid-job."},
+    },
+}
+
+ENGINES: list[EngineEntry] = [
+    EngineEntry(
+        id="fake",
+        target="engines.fake:FakeEngine",
+        tasks=TASKS,
+        title="Fake (test signal)",
+        description="Deterministic sine/noise generator and band-split separator, for tests and smoke checks.",
+        models=("fake-builtin",),
+        param_schema=FAKE_PARAMS,
+        offline=True,
+    ),
+]
+"""Every engine. Append to it; don't reorder."""
+
+MODELS: list[ModelRecord] = [
+    ModelRecord(
+        id="fake-builtin",
+        engine="fake",
+        title="Fake engine (no weights)",
+        licence="GPL-3.0-or-later",
+        files=(),
+        notes="Built in; needs no download.",
+    ),
+]
+"""Every model record (see ``engines.models``). Append to it; don't reorder."""
+
+
+def list_engines(task: str | None = None) -> list[EngineEntry]:
+    """All engine entries, or those serving ``task``, in registration order. Imports nothing."""
+    return [e for e in ENGINES if task is None or task in e.tasks]
+
+
+def engines_for(task: str) -> list[EngineEntry]:
+    """Engines serving ``task``.
+
+    Raises:
+        EngineNotFound: ``task`` is not a known task name.
+    """
+    if task not in TASKS:
+        raise EngineNotFound(f"unknown task {task!r}", f"tasks are: {', '.join(TASKS)}")
+    return list_engines(task)
+
+
+def get_entry(engine_id: str) -> EngineEntry:
+    """The entry registered as ``engine_id``.
+
+    Raises:
+        EngineNotFound: no such engine.
+    """
+    for e in ENGINES:
+        if e.id == engine_id:
+            return e
+    known = ", ".join(e.id for e in ENGINES)
+    raise EngineNotFound(f"no engine named {engine_id!r}", f"known engines: {known}")
+
+
+def get_engine_class(engine_id: str) -> type:
+    """Import and return the engine class of ``engine_id`` (this imports its libraries).
+
+    Raises:
+        EngineNotFound: no such engine, or its module/class can't be imported
+            (the message carries the import error).
+    """
+    entry = get_entry(engine_id)
+    module_name, _, class_name = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
+        raise EngineNotFound(
+            f"engine {engine_id!r} can't be loaded: {exc}",
+            "a library it needs may be missing; reinstall Seed Studio",
+        ) from exc
+
+
+def list_models(engine_id: str | None = None) -> list[ModelRecord]:
+    """All model records, or those of one engine. Imports nothing."""
+    return [m for m in MODELS if engine_id is None or m.engine == engine_id]
+
+
+def get_model(model_id: str) -> ModelRecord:
+    """The model record ``model_id``.
+
+    Raises:
+        EngineNotFound: no such model (hint lists the known ids).
+    """
+    for m in MODELS:
+        if m.id == model_id:
+            return m
+    known = ", ".join(m.id for m in MODELS)
+    raise EngineNotFound(f"no model named {model_id!r}", f"known models: {known}")
