@@ -318,6 +318,33 @@ def load_audio(ref: str | Path | np.ndarray, sample_rate: int | None = None) -> 
     return np.ascontiguousarray(data.T), int(sr)
 
 
+def write_output(audio: np.ndarray, sample_rate: int, directory: str | Path, name: str) -> str:
+    """Write one output as a 32-bit float WAV ``directory/name.wav`` and return its path.
+
+    Engines use this when ``JobSpec.output_dir`` is set, so that results cross the
+    process boundary as files. Float WAV keeps the samples bit-exact. The file is
+    written to a temp name and renamed, so a killed job never leaves a truncated output.
+
+    Args:
+        audio: float32 ``(channels, frames)``.
+        sample_rate: Hz.
+    """
+    import os
+
+    import soundfile as sf
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.wav"
+    tmp = directory / f".{name}.wav.tmp"
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None, :]
+    sf.write(str(tmp), a.T, int(sample_rate), subtype="FLOAT", format="WAV")
+    os.replace(tmp, path)
+    return str(path)
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
@@ -665,6 +692,8 @@ class Engine(Protocol):
             ``title`` and ``description``.
         dtypes: dtypes the engine can run in on GPU, preferred first
             (``("bfloat16", "float16", "float32")``); ``("float32",)`` if unsure.
+        devices: (optional, default ``("cuda", "mps", "cpu")``) device kinds it can use;
+            ``("cpu",)`` for CPU-only engines, which then never make the host import torch.
     """
 
     id: str
@@ -695,6 +724,7 @@ class EngineBase:
     tasks: tuple[str, ...] = ()
     param_schema: dict[str, Any] = {"type": "object", "properties": {}}
     dtypes: tuple[str, ...] = ("float32",)
+    devices: tuple[str, ...] = ("cuda", "mps", "cpu")
     version: str = "0"
 
     def __init__(self) -> None:
