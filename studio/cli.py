@@ -1,0 +1,314 @@
+"""The ``seed-studio`` command.
+
+``seed-studio`` alone opens the app; ``seed-studio PROJECT`` opens a project in the
+app; every other use is a subcommand that runs headless on the same code path as
+the app (sessions, commands, render, jobs)::
+
+    seed-studio new Song.seedproj --sample-rate 48000 --bpm 80
+    seed-studio import Song.seedproj drums.wav bass.flac melody.mid
+    seed-studio info Song.seedproj
+    seed-studio render Song.seedproj mix.wav
+    seed-studio export Song.seedproj "Song stems"
+
+Exit codes: 0 success, 1 a user-facing error (message on stderr), 2 bad arguments,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from studio.errors import StudioError
+
+# Subcommand modules of other areas: each defines register(subparsers).
+PLUGIN_MODULES = (
+    "studio.cli_models",
+    "studio.cli_separate",
+    "studio.cli_analyze",
+    "ui.cli_commands",
+)
+
+
+def progress_bar(desc: str) -> tuple[Callable[[float], None], Callable[[], None]]:
+    """A tqdm progress bar on stderr driven by fractions 0..1. Returns ``(update, close)``.
+
+    The bar hides itself when stderr is not a terminal (CI, pipes).
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=desc, unit="‰", disable=None, file=sys.stderr, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+    state = {"n": 0}
+
+    def update(fraction: float) -> None:
+        n = int(max(0.0, min(1.0, fraction)) * 1000)
+        if n > state["n"]:
+            bar.update(n - state["n"])
+            state["n"] = n
+
+    return update, bar.close
+
+
+def _seconds_to_samples(value: float | None, sr: int) -> int | None:
+    return None if value is None else int(round(float(value) * sr))
+
+
+def resolve_tracks(project, spec: str | None) -> list[str] | None:
+    """Track ids from a comma-separated list of names, ids or 1-based numbers (None = all).
+
+    Raises:
+        StudioError: a name matches no track.
+    """
+    if not spec:
+        return None
+    ids = []
+    for token in (t.strip() for t in spec.split(",") if t.strip()):
+        match = [t for t in project.tracks if t.id == token or t.name == token]
+        if not match and token.isdigit() and 1 <= int(token) <= len(project.tracks):
+            match = [project.tracks[int(token) - 1]]
+        if not match:
+            names = ", ".join(t.name for t in project.tracks)
+            raise StudioError(f"no track named '{token}' (tracks: {names})")
+        ids.append(match[0].id)
+    return ids
+
+
+# ---------------------------------------------------------------- handlers
+
+def cmd_new(args) -> int:
+    from studio.session import Session
+
+    num, _, den = args.meter.partition("/")
+    s = Session.create(args.project, sample_rate=args.sample_rate, name=args.name, bpm=args.bpm,
+                       numerator=int(num), denominator=int(den or 4))
+    s.close()
+    print(f"created {s.bundle} ({s.project.sample_rate} Hz, {args.bpm:g} BPM, {args.meter})")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from studio.importing import import_files
+    from studio.session import Session
+
+    s = Session.open(args.project)
+    try:
+        update, close = progress_bar("import")
+        try:
+            start = _seconds_to_samples(args.at, s.project.sample_rate) or 0
+            tracks = import_files(s, args.files, start=start, downmix=args.downmix, progress=update)
+        finally:
+            close()
+        s.save()
+    finally:
+        s.close()
+    for t in tracks:
+        n = len(t.clips[0].notes) if t.kind == "midi" else None
+        extra = f", {n} notes" if n is not None else ""
+        print(f"added {t.kind} track '{t.name}'{extra}")
+    return 0
+
+
+def project_summary(session) -> dict:
+    """A JSON-ready summary of a session's project (what ``info`` prints)."""
+    p = session.project
+    sr = p.sample_rate
+    sig = p.tempo_map.signatures[0]
+    return {
+        "name": p.name,
+        "bundle": str(session.bundle),
+        "sample_rate": sr,
+        "ppq": p.ppq,
+        "tempo_bpm": p.tempo_map.tempos[0].bpm,
+        "tempo_changes": len(p.tempo_map.tempos),
+        "time_signature": f"{sig.numerator}/{sig.denominator}",
+        "length_seconds": round(p.length_samples() / sr, 3),
+        "media_items": len(p.media),
+        "tracks": [
+            {
+                "number": i + 1, "id": t.id, "name": t.name, "kind": t.kind, "gain_db": t.gain_db,
+                "pan": t.pan, "mute": t.mute, "solo": t.solo, "clips": len(t.clips),
+                "takes": sum(len(g.takes) for g in t.take_groups),
+                "effects": [e.name for e in t.effects],
+                "parent": t.parent_id,
+            }
+            for i, t in enumerate(p.tracks)
+        ],
+    }
+
+
+def cmd_info(args) -> int:
+    from studio import project_io
+    from studio.session import Session
+
+    s = Session.open(args.project)
+    try:
+        info = project_summary(s)
+        info["missing_media"] = project_io.missing_media(s.project, s.bundle)
+        info["recovery_available"] = s.recovery_candidate() is not None
+    finally:
+        s.close()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['name']}  ({info['bundle']})")
+    print(f"  {info['sample_rate']} Hz, {info['tempo_bpm']:g} BPM"
+          f"{' (+%d changes)' % (info['tempo_changes'] - 1) if info['tempo_changes'] > 1 else ''}, "
+          f"{info['time_signature']}, {info['length_seconds']:.2f} s, {info['media_items']} media file(s)")
+    for t in info["tracks"]:
+        flags = "".join(f for f, on in (("M", t["mute"]), ("S", t["solo"])) if on)
+        print(f"  {t['number']:2d}. {t['name']:<24} {t['kind']:<5} {t['clips']} clip(s) {t['takes']} take(s) "
+              f"{t['gain_db']:+.1f} dB pan {t['pan']:+.2f} {flags}")
+    if info["missing_media"]:
+        print(f"  warning: {len(info['missing_media'])} media file(s) missing from the bundle")
+    if info["recovery_available"]:
+        print("  note: an autosave newer than the last save exists (open it in the app to recover)")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from studio.audio_io import write_audio
+    from studio.render import render_mix
+    from studio.session import Session
+
+    s = Session.open(args.project)
+    try:
+        sr = s.project.sample_rate
+        update, close = progress_bar("render")
+        try:
+            audio = render_mix(s.project, s.pool, start=_seconds_to_samples(args.start, sr) or 0,
+                               end=_seconds_to_samples(args.end, sr),
+                               track_ids=resolve_tracks(s.project, args.tracks), progress=update)
+        finally:
+            close()
+    finally:
+        s.close()
+    subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
+    write_audio(args.out, audio, sr, subtype=subtype)
+    print(f"wrote {args.out}: {audio.shape[1]} frames at {sr} Hz ({audio.shape[1] / sr:.2f} s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from studio.export.ableton import export_for_ableton
+    from studio.session import Session
+
+    s = Session.open(args.project)
+    try:
+        sr = s.project.sample_rate
+        update, close = progress_bar("export")
+        try:
+            report = export_for_ableton(
+                s.project, s.pool, args.out, track_ids=resolve_tracks(s.project, args.tracks),
+                start=_seconds_to_samples(args.start, sr) or 0, end=_seconds_to_samples(args.end, sr),
+                float32=args.float, progress=update)
+        finally:
+            close()
+    finally:
+        s.close()
+    files = getattr(report, "files", None) or []
+    print(f"exported {len(files)} file(s) to {args.out}")
+    for f in files:
+        print(f"  {Path(f).name}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with the subcommands of every area."""
+    parser = argparse.ArgumentParser(
+        prog="seed-studio",
+        description="Seed Studio: co-create songs with local AI engines. "
+                    "Run without arguments to open the app, or with a project to open it.")
+    from studio import __version__
+
+    parser.add_argument("--version", action="version", version=f"seed-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("new", help="create a new project bundle")
+    p.add_argument("project", help="bundle path (NAME.seedproj)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo in BPM (default 120)")
+    p.add_argument("--meter", default="4/4", help="time signature (default 4/4)")
+    p.add_argument("--name", help="project name (default: the folder name)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("import", help="import audio and MIDI files into new tracks")
+    p.add_argument("project")
+    p.add_argument("files", nargs="+", help="WAV, AIFF, FLAC, OGG, Opus, MP3 or MIDI files")
+    p.add_argument("--at", type=float, default=0.0, help="timeline position of the clips, seconds")
+    p.add_argument("--downmix", action="store_true", help="downmix files with more than 2 channels to stereo")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("info", help="print a project's tracks, tempo and length")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("render", help="render the mixdown to an audio file")
+    p.add_argument("project")
+    p.add_argument("out", help="output .wav/.flac/.aiff")
+    p.add_argument("--start", type=float, help="seconds (default 0)")
+    p.add_argument("--end", type=float, help="seconds (default: project end)")
+    p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
+    p.add_argument("--bit-depth", choices=["16", "24", "float"], default="24")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("export", help="export aligned stems, MIDI and the mix for Ableton Live")
+    p.add_argument("project")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
+    p.add_argument("--start", type=float, help="seconds (default 0)")
+    p.add_argument("--end", type=float, help="seconds (default: project end)")
+    p.add_argument("--float", action="store_true", help="32-bit float WAV instead of 24-bit PCM")
+    p.set_defaults(func=cmd_export)
+
+    for name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that area is not installed/built
+            raise
+        module.register(sub)
+    return parser
+
+
+def _open_app(project: str | None) -> int:
+    try:
+        from ui.cli_commands import open_app
+    except ModuleNotFoundError:
+        print("error: the desktop app (ui package / PyQt6) is not available", file=sys.stderr)
+        return 1
+    return int(open_app(project) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``seed-studio``. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        return _open_app(None)
+    parser = build_parser()
+    known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()
+    if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in known:
+        return _open_app(argv[0])
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
