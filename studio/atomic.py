@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 _crash_hook: Callable[[str], None] | None = None
+CHUNK_BYTES = 1 << 20
+"""Atomic writes go out in chunks of this many bytes."""
 
 
 def set_crash_hook(hook: Callable[[str], None] | None) -> None:
@@ -66,8 +68,9 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator:
                 os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, chunk: int = 1 << 20) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, chunk: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (in chunks, so a crash can land mid-write)."""
+    chunk = chunk or CHUNK_BYTES
     with atomic_open(path, "wb") as f:
         for i in range(0, max(len(data), 1), chunk):
             f.write(data[i:i + chunk])

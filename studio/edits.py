@@ -468,6 +468,10 @@ class SplitTakeGroup(Command):
         if not group.start < self.at < group.end:
             raise CommandError("the split point must be inside the take group")
         self.track, self.old_end = track, group.end
+        if getattr(self, "right", None) is not None:  # redo: same ids as the first time
+            group.end = self.at
+            track.take_groups.insert(track.take_groups.index(group) + 1, self.right)
+            return
         ids: dict[str, str] = {}
         takes = []
         for t in group.takes:

@@ -71,8 +71,10 @@ class TempoMap:
     signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
 
     def __post_init__(self) -> None:
-        self.tempos = sorted(self.tempos, key=lambda t: t.tick)
-        self.signatures = sorted(self.signatures, key=lambda s: s.tick)
+        self.tempos = sorted((TempoChange(int(t.tick), float(t.bpm)) for t in self.tempos), key=lambda t: t.tick)
+        self.signatures = sorted(
+            (TimeSignature(int(s.tick), int(s.numerator), int(s.denominator)) for s in self.signatures),
+            key=lambda s: s.tick)
         if not self.tempos or self.tempos[0].tick != 0:
             raise ValueError("the tempo map needs a tempo at tick 0")
         if not self.signatures or self.signatures[0].tick != 0:

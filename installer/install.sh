@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install Seed Studio and what it needs on this machine:
+#   1. system libraries: FluidSynth and a General MIDI SoundFont (for MIDI tracks),
+#      through the system package manager when one is available;
+#   2. PyTorch (CPU build by default; set SEED_STUDIO_TORCH to pick another, e.g. a CUDA build);
+#   3. Seed Studio itself with its test tools (pip, editable).
+# Usage: bash installer/install.sh        (PYTHON=python3.12 to choose the interpreter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+TORCH_SPEC="${SEED_STUDIO_TORCH:-torch==2.13.0}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+echo "== system libraries (FluidSynth, GM SoundFont)"
+if command -v apt-get >/dev/null; then
+  as_root apt-get update -qq || echo "warning: apt-get update failed; trying with the current lists"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfluidsynth3 fluid-soundfont-gm \
+    || echo "warning: could not install FluidSynth/SoundFont; MIDI tracks will render silent with a clear error"
+elif command -v dnf >/dev/null; then
+  as_root dnf install -y fluidsynth-libs fluid-soundfont-gm || echo "warning: FluidSynth not installed"
+elif command -v pacman >/dev/null; then
+  as_root pacman -S --noconfirm fluidsynth soundfont-fluid || echo "warning: FluidSynth not installed"
+elif command -v brew >/dev/null; then
+  brew install fluid-synth || echo "warning: FluidSynth not installed"
+  echo "note: put a General MIDI SoundFont (.sf2) in the folder shown by 'seed-studio info' or set SEED_STUDIO_SOUNDFONT"
+else
+  echo "note: install FluidSynth and a General MIDI SoundFont yourself for MIDI tracks"
+fi
+
+echo "== PyTorch ($TORCH_SPEC)"
+if ! "$PY" -c "import torch, sys; v=tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 6))" 2>/dev/null; then
+  "$PY" -m pip install --quiet "$TORCH_SPEC"
+fi
+
+echo "== Seed Studio"
+"$PY" -m pip install --quiet -e ".[dev]"
+# Packages whose declared dependencies would pull TensorFlow or another torch build:
+# installed without them; what they really need is in pyproject.toml.
+if [ -f installer/no-deps.txt ]; then
+  grep -v '^\s*#' installer/no-deps.txt | grep -v '^\s*$' | xargs -r "$PY" -m pip install --quiet --no-deps
+fi
+"$PY" -c "import studio, engines; print('Seed Studio installed:', studio.__version__)"
