@@ -1,0 +1,454 @@
+"""Project -> audio: the one render path used by mixdown, bounce, stem export, job inputs and playback.
+
+Signal flow of one track (Tracktion Engine's Edit -> track -> clip graph, flattened)::
+
+    sounding clips  ->  sum (dual-mono for mono media)  ->  effect chain  ->  track gain x pan  ->  stem
+    (clip gain, linear fades)                              (pedalboard)
+    mix = sum of the audible stems x master gain
+
+* **Clips.** ``Project.sounding_clips(track)`` gives each clip with the window in which it
+  plays (an active take replaces the track's own clips inside its take group's range).
+  An audio clip's sample ``i`` (0-based from its start) plays media sample ``offset + i``
+  at timeline sample ``start + i``, times the clip gain and the fades. Fades are linear
+  (equal-gain): fade-in gain ``i / fade_in``, fade-out gain ``(length - i) / fade_out``, so
+  a fade-out over a fade-in of the same length sums to exactly 1. A clip placed at sample
+  N starts at sample N: nothing in the path adds latency (plug-ins with latency are not
+  allowed, see :mod:`studio.effects`).
+* **MIDI clips** are rendered through the General MIDI synth (:mod:`studio.synth`,
+  FluidSynth), on channel 10 when ``track.is_drum``, with ``track.program``.
+* **Pan law**: constant-power sine/cosine balance normalised to 0 dB at centre:
+  ``L = min(1, sqrt2 cos((p + 1) pi / 4))``, ``R = min(1, sqrt2 sin((p + 1) pi / 4))``;
+  centre is unity on both sides, hard left is (1, 0), and the near side never goes
+  above unity. Mono media is rendered dual-mono before the effects and the pan.
+* **Mute and solo**: a muted track never plays. When any track is soloed, only soloed
+  tracks play, plus the children (``parent_id``) of a soloed track, so soloing a source
+  soloes the stems grouped under it (a muted child still stays silent). Muting a parent
+  does not mute its children (separated stems usually play with their source muted).
+* **Effects** keep their state across blocks: each :class:`Renderer` holds one
+  ``pedalboard.Pedalboard`` per track, called with ``reset=False``. A render of a range
+  starts the effects with empty state at the range start, and tails past ``end`` are cut.
+* **Stems sum to the mix**: the mix is computed as the sum of the stems (float32, in track
+  order) times the master gain.
+
+Audio: float32 ``(2, frames)`` at ``project.sample_rate``; times in samples.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from studio.effects import build_chain, chain_signature
+from studio.errors import RenderError
+from studio.model import AudioClip, MediaItem, MidiClip, Project, Track
+
+BLOCK_FRAMES = 1 << 17
+"""Frames per block of an offline render (about 3 s at 44.1 kHz)."""
+
+Progress = Callable[[float, str], Any]
+
+
+class MediaReader(Protocol):
+    """What the renderer needs from the media pool (:class:`studio.media.MediaPool`)."""
+
+    def read(self, item: MediaItem, start: int = 0, frames: int | None = None) -> np.ndarray:
+        """``(channels, frames)`` float32 of ``item`` from ``start``, zero-padded past its end."""
+
+
+class RenderCancelled(RenderError):
+    """The render was cancelled through its cancel token."""
+
+
+def db_to_gain(db: float) -> float:
+    """Linear amplitude of a gain in dB (``10 ** (db / 20)``); -inf dB -> 0."""
+    return 0.0 if db == -math.inf else float(10.0 ** (db / 20.0))
+
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """``(left, right)`` gains of the pan law (see the module docstring); ``pan`` in -1..1.
+
+    Examples: 0 -> (1, 1); -1 -> (1, 0); +1 -> (0, 1); +0.5 -> (0.5412, 1).
+    """
+    p = min(1.0, max(-1.0, float(pan)))
+    a = (p + 1.0) * math.pi / 4.0
+    left = min(1.0, math.sqrt(2.0) * math.cos(a))
+    right = min(1.0, math.sqrt(2.0) * math.sin(a))
+    return max(0.0, left), max(0.0, right)
+
+
+def is_audible(project: Project, track: Track) -> bool:
+    """Whether ``track`` plays under the mute/solo rules of the module docstring."""
+    if track.mute:
+        return False
+    if not any(t.solo for t in project.tracks):
+        return True
+    by_id = {t.id: t for t in project.tracks}
+    seen: set[str] = set()
+    t: Track | None = track
+    while t is not None and t.id not in seen:
+        if t.solo:
+            return True
+        seen.add(t.id)
+        t = by_id.get(t.parent_id) if t.parent_id else None
+    return False
+
+
+def _check_cancel(cancel: Any) -> None:
+    if cancel is None:
+        return
+    flag = getattr(cancel, "cancelled", None)
+    if flag is None and hasattr(cancel, "is_set"):
+        flag = cancel.is_set()
+    if flag:
+        raise RenderCancelled("render cancelled")
+
+
+def _fade_envelope(clip: AudioClip, i0: int, n: int) -> np.ndarray | None:
+    """Fade gains for clip-relative samples ``i0 .. i0+n-1``, or None when no fade touches them."""
+    env = None
+    if clip.fade_in > 0 and i0 < clip.fade_in:
+        env = np.ones(n, dtype=np.float64)
+        k = min(n, clip.fade_in - i0)
+        env[:k] = np.arange(i0, i0 + k, dtype=np.float64) / clip.fade_in
+    fo = clip.length - clip.fade_out
+    if clip.fade_out > 0 and i0 + n > fo:
+        if env is None:
+            env = np.ones(n, dtype=np.float64)
+        j0 = max(i0, fo)
+        env[j0 - i0:] *= (clip.length - np.arange(j0, i0 + n, dtype=np.float64)) / clip.fade_out
+    return env
+
+
+@dataclass
+class RenderedBlock:
+    """One block of a render: the mix and the stems of the rendered tracks.
+
+    Attributes:
+        start: timeline sample of the first frame.
+        mix: ``(2, frames)`` float32 (sum of ``stems`` x master gain).
+        stems: track id -> ``(2, frames)`` float32, post-fader; silent tracks hold zeros.
+    """
+
+    start: int
+    mix: np.ndarray
+    stems: dict[str, np.ndarray]
+
+
+class Renderer:
+    """Stateful renderer of one project: effect chains and MIDI renders kept between blocks.
+
+    Playback keeps one Renderer and calls :meth:`render_block` for consecutive blocks;
+    on a seek it calls :meth:`reset`; after an edit it may call :meth:`invalidate`
+    (effect-chain edits and most MIDI edits are also noticed automatically).
+
+    Args:
+        project: the project (read, never changed).
+        pool: the media pool (``pool.read(item, start, frames)``).
+        soundfont: GM SoundFont for MIDI tracks; :func:`studio.synth.find_soundfont` when None.
+        threads: worker threads for tracks (default: CPU count, at most 8); pedalboard
+            and numpy release the GIL, so tracks render in parallel.
+    """
+
+    def __init__(self, project: Project, pool: MediaReader, *, soundfont: str | None = None,
+                 threads: int | None = None):
+        self.project = project
+        self.pool = pool
+        self.soundfont = soundfont
+        self.threads = threads if threads is not None else min(8, os.cpu_count() or 1)
+        self._chains: dict[str, tuple[tuple, Any]] = {}
+        self._midi: dict[str, tuple[tuple, np.ndarray]] = {}
+        self._pool_exec: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Clear every effect's state (reverb tails, compressor envelopes), e.g. after a seek."""
+        for _, board in self._chains.values():
+            board.reset()
+
+    def invalidate(self, track_id: str | None = None) -> None:
+        """Forget cached effect chains and MIDI renders (of one track, or all)."""
+        for cache in (self._chains, self._midi):
+            if track_id is None:
+                cache.clear()
+            else:
+                cache.pop(track_id, None)
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        if self._pool_exec is not None:
+            self._pool_exec.shutdown(wait=True)
+            self._pool_exec = None
+
+    def __enter__(self) -> "Renderer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- pieces -----------------------------------------------------------------------
+    def _chain(self, track: Track) -> Any | None:
+        if not any(e.enabled for e in track.effects):
+            return None
+        sig = chain_signature(track.effects)
+        cached = self._chains.get(track.id)
+        if cached is None or cached[0] != sig:
+            try:
+                board = build_chain(track.effects, self.project.sample_rate)
+            except RenderError as exc:
+                raise RenderError(f"track {track.name!r}: {exc}") from None
+            cached = self._chains[track.id] = (sig, board)
+        return cached[1]
+
+    def _midi_audio(self, track: Track, windows: list[tuple[Any, int, int]]) -> np.ndarray:
+        tm = self.project.tempo_map
+        sig = (tuple((id(c), c.start, c.length, len(c.notes), len(c.cc), len(c.pitch_bends), ws, we)
+                     for c, ws, we in windows),
+               track.program, track.is_drum, repr(tm.to_dict()), self.project.sample_rate, self.soundfont)
+        cached = self._midi.get(track.id)
+        if cached is None or cached[0] != sig:
+            from studio.synth import render_midi_windows
+
+            audio = render_midi_windows(windows, tm, self.project.sample_rate, program=track.program,
+                                        is_drum=track.is_drum, soundfont=self.soundfont)
+            cached = self._midi[track.id] = (sig, audio)
+        return cached[1]
+
+    def _media(self, track: Track, clip: AudioClip) -> MediaItem:
+        item = self.project.media.get(clip.media_id)
+        if item is None:
+            raise RenderError(
+                f"clip {clip.name or clip.id!r} on track {track.name!r} refers to media "
+                f"{clip.media_id} that is not in the project")
+        return item
+
+    def track_raw(self, track: Track, start: int, frames: int) -> np.ndarray:
+        """The track's sounding clips only (clip gain and fades; no effects, fader, pan, mute).
+
+        Returns:
+            ``(2, frames)`` float32 for timeline samples ``[start, start + frames)``.
+
+        Raises:
+            RenderError: a clip refers to missing media; MIDI rendering failed (no SoundFont).
+        """
+        buf = np.zeros((2, frames), dtype=np.float32)
+        end = start + frames
+        midi_windows: list[tuple[Any, int, int]] = []
+        for clip, ws, we in self.project.sounding_clips(track):
+            if isinstance(clip, MidiClip):
+                midi_windows.append((clip, ws, we))
+                continue
+            a = max(ws, start, clip.start)
+            b = min(we, end, clip.end)
+            if b <= a:
+                continue
+            n = b - a
+            i0 = a - clip.start
+            item = self._media(track, clip)
+            audio = self.pool.read(item, clip.offset + i0, n)
+            if audio.ndim != 2 or audio.shape[1] != n:
+                raise RenderError(f"media {item.id} returned shape {audio.shape}, expected (channels, {n})")
+            gain = db_to_gain(clip.gain_db)
+            env = _fade_envelope(clip, i0, n)
+            if env is not None:
+                scale = (env * gain).astype(np.float32)
+            else:
+                scale = None if gain == 1.0 else np.float32(gain)
+            src = audio[:2]
+            if scale is not None:
+                src = src * scale
+            dest = buf[:, a - start:b - start]
+            if src.shape[0] == 1:
+                dest += src  # dual-mono: broadcast to both channels
+            else:
+                dest += src
+        if midi_windows:
+            midi = self._midi_audio(track, midi_windows)
+            a, b = max(start, 0), min(end, midi.shape[1])
+            if b > a:
+                buf[:, a - start:b - start] += midi[:, a:b]
+        return buf
+
+    def track_stem(self, track: Track, start: int, frames: int) -> np.ndarray:
+        """One track post-fader: clips -> effect chain -> gain -> pan. ``(2, frames)`` float32.
+
+        Does not apply mute/solo (see :meth:`render_block`).
+        """
+        x = self.track_raw(track, start, frames)
+        board = self._chain(track)
+        if board is not None:
+            x = board(x, self.project.sample_rate, reset=False)
+            if x.dtype != np.float32:
+                x = x.astype(np.float32)
+        g = db_to_gain(track.gain_db)
+        left, right = pan_gains(track.pan)
+        if g != 1.0 or left != 1.0 or right != 1.0:
+            x = x * np.array([[g * left], [g * right]], dtype=np.float32)
+        return x
+
+    def render_block(self, start: int, frames: int, track_ids: Iterable[str] | None = None) -> RenderedBlock:
+        """Render ``[start, start + frames)`` of the mix and of each track's stem.
+
+        Args:
+            start: timeline sample (may be negative: silence before 0).
+            frames: block length.
+            track_ids: tracks to render and mix (default: every track). Mute/solo is
+                judged against the whole project; silent tracks get zero stems.
+
+        Raises:
+            RenderError: unknown track id, missing media, bad effect, no SoundFont.
+        """
+        project = self.project
+        if track_ids is None:
+            tracks = list(project.tracks)
+        else:
+            try:
+                tracks = [project.track(t) for t in track_ids]
+            except KeyError as exc:
+                raise RenderError(f"unknown track id: {exc.args[0]}") from None
+        audible = [t for t in tracks if is_audible(project, t)]
+        # MIDI renders are cached per track and use one shared synth: do them serially first
+        for t in audible:
+            if any(isinstance(c, MidiClip) for c, _, _ in project.sounding_clips(t)):
+                self._midi_audio(t, [(c, ws, we) for c, ws, we in project.sounding_clips(t)
+                                     if isinstance(c, MidiClip)])
+        if self.threads > 1 and len(audible) > 1:
+            if self._pool_exec is None:
+                self._pool_exec = ThreadPoolExecutor(self.threads, thread_name_prefix="render")
+            outs = list(self._pool_exec.map(lambda t: self.track_stem(t, start, frames), audible))
+        else:
+            outs = [self.track_stem(t, start, frames) for t in audible]
+        rendered = dict(zip((t.id for t in audible), outs))
+        stems: dict[str, np.ndarray] = {}
+        mix = np.zeros((2, frames), dtype=np.float32)
+        for t in tracks:
+            s = rendered.get(t.id)
+            if s is None:
+                s = np.zeros((2, frames), dtype=np.float32)
+            else:
+                mix += s
+            stems[t.id] = s
+        master = db_to_gain(project.master_gain_db)
+        if master != 1.0:
+            mix *= np.float32(master)
+        return RenderedBlock(start, mix, stems)
+
+
+def _range(project: Project, start: int, end: int | None) -> tuple[int, int]:
+    if end is None:
+        end = project.length_samples()
+    start, end = int(start), int(end)
+    if end < start:
+        raise RenderError(f"render range end {end} is before its start {start}")
+    return start, end
+
+
+def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
+                track_ids: Iterable[str] | None = None, progress: Progress | None = None,
+                cancel: Any = None, *, block_frames: int = BLOCK_FRAMES, soundfont: str | None = None,
+                renderer: Renderer | None = None) -> Iterator[RenderedBlock]:
+    """Render ``[start, end)`` block by block (for streaming to files).
+
+    Args:
+        project, pool: what to render and where its media lives.
+        start, end: timeline samples; ``end=None`` = end of the last clip.
+        track_ids: tracks to render (default all).
+        progress: ``progress(fraction, stage)``, called after each block.
+        cancel: anything with a ``cancelled`` attribute or an ``is_set()`` method
+            (:class:`engines.base.CancelToken`, ``threading.Event``); checked per block.
+        block_frames: frames per block.
+        soundfont: GM SoundFont for MIDI tracks.
+        renderer: an existing :class:`Renderer` to use (its state continues).
+
+    Yields:
+        :class:`RenderedBlock` in order; the last one may be shorter.
+
+    Raises:
+        RenderCancelled: cancel was requested. RenderError: see :meth:`Renderer.render_block`.
+    """
+    start, end = _range(project, start, end)
+    ids = list(track_ids) if track_ids is not None else None
+    own = renderer is None
+    r = renderer or Renderer(project, pool, soundfont=soundfont)
+    try:
+        total = end - start
+        pos = start
+        while pos < end:
+            _check_cancel(cancel)
+            n = min(block_frames, end - pos)
+            yield r.render_block(pos, n, ids)
+            pos += n
+            if progress is not None:
+                progress((pos - start) / total, "render")
+    finally:
+        if own:
+            r.close()
+
+
+def render_stems(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
+                 track_ids: Iterable[str] | None = None, progress: Progress | None = None,
+                 cancel: Any = None, *, soundfont: str | None = None) -> dict[str, np.ndarray]:
+    """Each track's post-fader stem over ``[start, end)``, pre-master.
+
+    Every stem has its track's gain, pan, mute/solo and effects; silent tracks are zeros.
+    ``sum(stems) * master gain`` equals :func:`render_mix` over the same tracks.
+
+    Returns:
+        track id -> ``(2, end - start)`` float32, in track order.
+
+    Raises:
+        RenderError, RenderCancelled: see :func:`iter_render`.
+    """
+    start, end = _range(project, start, end)
+    out: dict[str, np.ndarray] | None = None
+    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont):
+        if out is None:
+            out = {k: np.zeros((2, end - start), dtype=np.float32) for k in block.stems}
+        a = block.start - start
+        for k, v in block.stems.items():
+            out[k][:, a:a + v.shape[1]] = v
+    if out is None:
+        ids = list(track_ids) if track_ids is not None else [t.id for t in project.tracks]
+        out = {k: np.zeros((2, 0), dtype=np.float32) for k in ids}
+    return out
+
+
+def render_mix(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
+               track_ids: Iterable[str] | None = None, progress: Progress | None = None,
+               cancel: Any = None, *, soundfont: str | None = None) -> np.ndarray:
+    """The stereo mixdown of ``[start, end)`` (``end=None``: to the end of the last clip).
+
+    Returns:
+        ``(2, end - start)`` float32 at ``project.sample_rate``.
+
+    Raises:
+        RenderError: missing media, bad effect, unknown track, no SoundFont for MIDI tracks.
+        RenderCancelled: cancel was requested.
+    """
+    start, end = _range(project, start, end)
+    mix = np.zeros((2, end - start), dtype=np.float32)
+    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont):
+        a = block.start - start
+        mix[:, a:a + block.mix.shape[1]] = block.mix
+    return mix
+
+
+def render_track_raw(project: Project, pool: MediaReader, track_id: str, start: int = 0,
+                     end: int | None = None, *, soundfont: str | None = None) -> np.ndarray:
+    """A track's sounding clips only, pre-fader (no effects, gain, pan, mute): job input audio.
+
+    Returns:
+        ``(2, end - start)`` float32 (mono media dual-mono).
+
+    Raises:
+        RenderError: unknown track, missing media, no SoundFont for MIDI clips.
+    """
+    start, end = _range(project, start, end)
+    try:
+        track = project.track(track_id)
+    except KeyError:
+        raise RenderError(f"unknown track id: {track_id}") from None
+    return Renderer(project, pool, soundfont=soundfont, threads=1).track_raw(track, start, end - start)
