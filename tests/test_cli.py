@@ -1,0 +1,98 @@
+"""The seed-studio CLI end to end on real files: new, import, info, render, export, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from studio.cli import main
+from studio.project_io import load_project
+
+
+@pytest.fixture
+def bundle(tmp_path) -> Path:
+    b = tmp_path / "Song.seedproj"
+    assert main(["new", str(b), "--sample-rate", "44100", "--bpm", "80"]) == 0
+    return b
+
+
+def test_new_import_info(bundle, shared, capsys):
+    flac = shared / "audio" / "uncertain_future_30s.flac"
+    oggs = sorted((shared / "audio").glob("lmms_*.ogg"))
+    assert main(["import", str(bundle), str(flac), *map(str, oggs)]) == 0
+    p = load_project(bundle)
+    assert [t.name for t in p.tracks] == [flac.stem] + [o.stem for o in oggs]
+    first = p.tracks[0].clips[0]
+    # 30 s at 48 kHz -> exactly 30 s at 44.1 kHz
+    assert sf.info(str(flac)).samplerate == 48000
+    assert first.length == round(sf.info(str(flac)).frames * 44100 / 48000)
+    for t in p.tracks:
+        item = p.media[t.clips[0].media_id]
+        assert item.sample_rate == 44100 and (bundle / item.path).is_file()
+    capsys.readouterr()
+    assert main(["info", str(bundle), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sample_rate"] == 44100 and len(info["tracks"]) == 1 + len(oggs)
+    assert info["missing_media"] == []
+
+
+def test_import_midi_keeps_notes_and_tempo(tmp_path, shared):
+    mid = shared / "midi" / "blupi_music001.mid"
+    b = tmp_path / "Midi.seedproj"
+    assert main(["new", str(b)]) == 0
+    assert main(["import", str(b), str(mid)]) == 0
+    p = load_project(b)
+    f = mido.MidiFile(str(mid))
+    want = sorted(m.note for tr in f.tracks for m in tr if m.type == "note_on" and m.velocity > 0)
+    got = sorted(n.pitch for t in p.tracks for c in t.clips for n in c.notes)
+    assert got == want
+    tempo = next(m.tempo for tr in f.tracks for m in tr if m.type == "set_tempo")
+    assert p.tempo_map.bpm_at(0) == pytest.approx(mido.tempo2bpm(tempo), abs=1e-6)
+
+
+def _bad_files(tmp_path: Path, shared: Path) -> dict[str, Path]:
+    d = tmp_path / "bad"
+    d.mkdir()
+    flac = (shared / "audio" / "uncertain_future_30s.flac").read_bytes()
+    (d / "truncated.flac").write_bytes(flac[: len(flac) // 3])
+    (d / "text.wav").write_text("this is not audio\n" * 50)
+    sf.write(str(d / "empty.wav"), np.zeros((0, 2), np.float32), 44100, subtype="PCM_16")
+    x = np.random.default_rng(0).standard_normal((4410, 2)).astype(np.float32) * 0.1
+    x[1000, 1] = np.nan
+    sf.write(str(d / "nan.wav"), x, 44100, subtype="FLOAT")
+    sf.write(str(d / "six.wav"), np.zeros((4410, 6), np.float32), 44100, subtype="PCM_16")
+    mid = (shared / "midi" / "blupi_music000.mid").read_bytes()
+    (d / "broken.mid").write_bytes(mid[:14] + b"\xff\x00garbage" * 20)
+    return {p.stem: p for p in d.iterdir()}
+
+
+def test_bad_files_give_clear_errors_and_leave_project_unchanged(bundle, tmp_path, shared, capsys):
+    ok = shared / "audio" / "lmms_kick01.ogg"
+    if not ok.exists():
+        ok = sorted((shared / "audio").glob("lmms_*.ogg"))[0]
+    before = (bundle / "project.json").read_bytes()
+    media_before = sorted(p.name for p in (bundle / "media").iterdir())
+    for name, path in _bad_files(tmp_path, shared).items():
+        capsys.readouterr()
+        # a good file next to the bad one must not sneak in either
+        code = main(["import", str(bundle), str(ok), str(path)])
+        err = capsys.readouterr().err
+        assert code == 1, name
+        assert path.name in err, (name, err)
+        assert (bundle / "project.json").read_bytes() == before, name
+    assert load_project(bundle).tracks == []
+    # the good file may have been stored in the pool (content-addressed), nothing else
+    media_after = sorted(p.name for p in (bundle / "media").iterdir() if not p.name.startswith("."))
+    assert len(media_after) <= len(media_before) + 1
+
+
+def test_errors_exit_non_zero(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nope.seedproj")]) == 1
+    assert "nope.seedproj" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["render"])
+    assert e.value.code == 2
