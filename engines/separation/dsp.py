@@ -31,7 +31,7 @@ def separate_dsp(
     sample_rate: int,
     *,
     n_fft: int = 4096,
-    kernel_size: int = 31,
+    kernel_size: tuple[int, int] = (17, 61),
     centre_power: float = 4.0,
     vocal_band: tuple[float, float] = (120.0, 8000.0),
     bass_cutoff: float = 250.0,
@@ -44,7 +44,8 @@ def separate_dsp(
         audio: ``(channels, frames)`` float32, 1 or 2 channels.
         sample_rate: Hz.
         n_fft: STFT size (hop n_fft / 4, Hann window).
-        kernel_size: median filter length (frames and bins) of the HPSS.
+        kernel_size: median filter lengths of the HPSS: (harmonic, along time frames;
+            percussive, along frequency bins).
         centre_power: sharpness of the centre mask (higher = only hard-centred sound).
         vocal_band: (low, high) Hz of the vocal estimate.
         bass_cutoff: Hz below which harmonic sound is bass.
