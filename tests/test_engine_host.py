@@ -1,0 +1,158 @@
+"""engines/host.py: the engine host process: progress, cancel, crash isolation, OOM retry, engine cache.
+
+One host process is shared by the module (spawning one costs about a second here)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engines import base, registry
+from engines.base import HostCrashed, InvalidJob, JobCancelled, OutOfMemory
+from engines.host import EngineHost, HostConfig, _Runner
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = EngineHost(HostConfig(), cancel_grace=1.0)
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def mixture(shared):
+    data, sr = sf.read(shared / "multitrack/blupi001/mixture.flac", dtype="float32", always_2d=True,
+                       frames=5 * 44100)
+    return np.ascontiguousarray(data.T), sr
+
+
+def slow_generate(seconds=60.0, delay=0.1, **params):
+    return base.GenerateSpec(engine_id="fake", frames=int(seconds * 8000), sample_rate=8000,
+                             params={"chunk_seconds": 1.0, "delay_per_chunk": delay, **params})
+
+
+def test_progress_ordered_to_one_and_files_back(host, mixture, tmp_path):
+    audio, sr = mixture
+    events = []
+    r = host.run("p1", base.SeparateSpec(engine_id="fake", audio=audio, sample_rate=sr,
+                                         params={"chunk_seconds": 0.5}), events.append, work_dir=str(tmp_path))
+    progress = [e for e in events if e["type"] == "progress"]
+    fractions = [e["fraction"] for e in progress]
+    assert len(fractions) >= 10
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(e["job_id"] == "p1" for e in progress)
+    assert all(e["eta"] is None or e["eta"] >= 0 for e in progress)
+    stems = {k: sf.read(v, dtype="float32", always_2d=True)[0].T for k, v in r.outputs.items()}
+    assert set(stems) == {"low", "mid", "high"}
+    assert np.abs(sum(stems.values()) - audio).max() < 1e-5  # bands sum to the input, as files
+    prov = r.provenance
+    assert (prov.engine_id, prov.device, prov.dtype, prov.task) == ("fake", "cpu", "float32", "separate")
+    assert prov.licence == "GPL-3.0-or-later" and prov.input_sha256["audio"]
+    assert {"load", "run", "total"} <= set(prov.timings) and prov.created
+    assert ("fake", "cpu", "float32") in host.loaded()  # kept loaded for the next job
+
+
+def test_oom_is_retried_with_smaller_chunks(host):
+    events = []
+    r = host.run("oom1", slow_generate(4, 0.0, oom_above_chunk_scale=0.3), events.append)
+    assert r.provenance.chunk_scale == 0.25
+    logs = [e["text"] for e in events if e["type"] == "log"]
+    assert any("retrying with chunk_scale 0.5" in t for t in logs)
+    assert any("retrying with chunk_scale 0.25" in t for t in logs)
+    fractions = [e["fraction"] for e in events if e["type"] == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    pid = host.pid
+    with pytest.raises(OutOfMemory) as info:
+        host.run("oom2", slow_generate(4, 0.0, oom_above_chunk_scale=-1.0))
+    assert "even with chunks" in info.value.message and info.value.hint
+    assert host.pid == pid  # an OOM does not cost the host
+
+
+def test_engine_errors_are_reported_and_host_survives(host):
+    pid = host.pid
+    with pytest.raises(InvalidJob, match="noise"):
+        host.run("bad", base.GenerateSpec(engine_id="fake", frames=10, sample_rate=8000, params={"noise": 5}))
+    with pytest.raises(base.EngineNotFound):
+        host.run("none", base.GenerateSpec(engine_id="no-such-engine"))
+    assert host.pid == pid
+
+
+def test_cooperative_cancel_within_two_seconds(host):
+    pid = host.pid
+    started = threading.Event()
+    t0 = [0.0]
+
+    def on_event(e):
+        if e["type"] == "progress" and e["fraction"] > 0 and not started.is_set():
+            t0[0] = time.monotonic()
+            started.set()
+            host.cancel()
+
+    with pytest.raises(JobCancelled):
+        host.run("c1", slow_generate(), on_event)
+    assert time.monotonic() - t0[0] < 2.0
+    assert host.pid == pid  # stopped at a chunk boundary; no kill needed
+
+
+def test_hung_engine_is_killed_on_cancel_within_two_seconds(host):
+    timer = threading.Timer(0.5, host.cancel)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(JobCancelled, match="killed"):
+        host.run("c2", slow_generate(seconds=4, delay=30.0))
+    assert time.monotonic() - t0 - 0.5 < 2.0
+    assert not host.is_alive()
+    r = host.run("after-cancel", slow_generate(seconds=1, delay=0.0))
+    assert r.outputs["audio"]
+
+
+def test_sigkill_mid_job_fails_then_next_job_succeeds(host):
+    host.start()
+    pid = host.pid
+    killed = threading.Event()
+
+    def on_event(e):
+        if e["type"] == "progress" and e["fraction"] >= 0.1 and not killed.is_set():
+            killed.set()
+            os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(HostCrashed, match="SIGKILL") as info:
+        host.run("k1", slow_generate(), on_event)
+    assert info.value.hint
+    r = host.run("k2", slow_generate(seconds=1, delay=0.0))
+    assert host.pid != pid and sf.info(r.outputs["audio"]).frames == 8000
+
+
+def test_engine_crash_is_host_crashed(host):
+    with pytest.raises(HostCrashed):
+        host.run("crash", slow_generate(seconds=3, delay=0.0, crash=True))
+    assert host.run("ok", slow_generate(seconds=1, delay=0.0)).outputs
+
+
+class _Conn:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, m):
+        self.sent.append(m)
+
+
+def test_lru_unloads_least_recently_used(monkeypatch):
+    for name in ("fake-a", "fake-b"):
+        monkeypatch.setattr(registry, "ENGINES", [*registry.ENGINES, registry.EngineEntry(
+            name, "engines.fake:FakeEngine", base.TASKS)])
+    runner = _Runner(_Conn(), threading.Event(), HostConfig(max_loaded=2, min_free_bytes=0))
+    spec = base.GenerateSpec(engine_id="fake", frames=100, sample_rate=8000)
+    engines = {}
+    for eid in ("fake", "fake-a", "fake", "fake-b"):
+        engines[eid] = runner.engine_for(spec.replace(engine_id=eid))[0]
+    assert [k[0] for k in runner.cache] == ["fake", "fake-b"]  # fake-a was least recently used
+    assert not engines["fake-a"].loaded and engines["fake"].loaded
+    assert engines["fake"].load_count == 1  # loaded once, reused
+    assert any("unloaded engine fake-a" in m.get("text", "") for m in runner.conn.sent)
