@@ -26,6 +26,7 @@ import stat
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -59,6 +60,7 @@ Progress = Callable[[float], None]
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BLOCK = 1 << 18
+_MAX_OPEN_MAPS = 256  # each np.memmap holds a file descriptor; least recently used ones are dropped
 
 
 class MediaPool:
@@ -81,7 +83,7 @@ class MediaPool:
         self.sample_rate = int(sample_rate)
         self.peaks_dir = Path(peaks_dir) if peaks_dir is not None else self.root.parent.joinpath(*PEAKS_DIR)
         self._lock = threading.Lock()
-        self._maps: dict[str, np.ndarray] = {}
+        self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
         self._peaks: dict[str, PeakCache] = {}
 
     # ------------------------------------------------------------------ import
@@ -281,9 +283,11 @@ class MediaPool:
 
     def _map(self, item: MediaItem) -> np.ndarray:
         """``(frames, channels)`` read-only memmap of the stored WAV (cached)."""
-        m = self._maps.get(item.id)
-        if m is not None:
-            return m
+        with self._lock:
+            m = self._maps.get(item.id)
+            if m is not None:
+                self._maps.move_to_end(item.id)
+                return m
         p = self._existing(item)
         from scipy.io import wavfile
 
@@ -303,6 +307,8 @@ class MediaPool:
             )
         with self._lock:
             self._maps[item.id] = m
+            while len(self._maps) > _MAX_OPEN_MAPS:
+                self._maps.popitem(last=False)
         return m
 
     def read(self, item: MediaItem, start: int = 0, frames: int | None = None) -> np.ndarray:

@@ -260,6 +260,19 @@ class PeakCache:
         """
         return cls(channels, frames, sample_rate, levels=None, source=source, path=path)
 
+    @property
+    def is_loaded(self) -> bool:
+        """True once the levels are in memory (loaded, built or rebuilt)."""
+        return self._levels is not None
+
+    def ensure(self) -> None:
+        """Load (or rebuild and save) the levels now, e.g. from a background thread,
+        so that the first :meth:`query` on the UI thread does no I/O. Never raises."""
+        try:
+            self._ensure()
+        except Exception as exc:  # pragma: no cover - _ensure already catches
+            log.warning("peak cache %s could not be prepared (%s)", self.path, exc)
+
     def _ensure(self) -> None:
         if self._levels is not None:
             return

@@ -215,3 +215,16 @@ def test_missing_or_mismatching_media_is_a_clear_error(shared, pool):
     wrong.path = item.path
     with pytest.raises(AudioFileError, match="doesn't match"):
         pool.read(wrong)
+
+
+def test_open_maps_are_bounded(shared, pool, monkeypatch):
+    import studio.media as media
+
+    monkeypatch.setattr(media, "_MAX_OPEN_MAPS", 1)
+    a = pool.import_file(shared / "audio" / "lmms_kick01.ogg")
+    b = pool.import_file(shared / "audio" / "lmms_piano01.ogg")
+    first = [pool.read(a).copy(), pool.read(b).copy()]
+    for _ in range(2):
+        np.testing.assert_array_equal(pool.read(a), first[0])
+        np.testing.assert_array_equal(pool.read(b), first[1])
+        assert len(pool._maps) == 1

@@ -157,9 +157,11 @@ def test_save_load_round_trip_without_pickle(tmp_path, audio, cache):
 def test_open_is_lazy_and_damaged_cache_is_rebuilt(tmp_path, audio, cache):
     path = tmp_path / "peaks" / "x.npz"
     lazy = PeakCache.open(path, channels=2, frames=audio.shape[1], sample_rate=SR, source=source_of(audio))
-    assert not path.exists()  # nothing read or written yet
+    assert not path.exists() and not lazy.is_loaded  # nothing read or written yet
     path.parent.mkdir()
     path.write_bytes(b"PK\x03\x04 this is not a zip file")
+    lazy.ensure()  # what a background thread calls before the first paint
+    assert lazy.is_loaded
     mins, maxs, rms = lazy.query(0, audio.shape[1], 500)
     np.testing.assert_array_equal(maxs, cache.query(0, audio.shape[1], 500)[1])
     reloaded = PeakCache.load(path, channels=2, frames=audio.shape[1], sample_rate=SR)  # rewritten, valid
