@@ -1,0 +1,211 @@
+"""Clips on the clipboard and drag-out to other applications; paste of MIDI into the project.
+
+* A MIDI clip goes out as a Standard MIDI File: the bytes under the MIME type
+  ``audio/midi`` (and ``audio/x-midi``), plus a file URL to a temp ``.mid``, so that it
+  pastes or drops into a DAW (Ableton Live, Logic, Reaper) or a file manager. The SMF
+  comes from :func:`studio.midi_io.midi_clip_to_bytes`.
+* An audio clip goes out as a file URL to a temp 24-bit ``.wav`` of what the clip plays
+  (media window, clip gain and linear fades), written by :func:`studio.audio_io.write_audio`.
+* Inside the app, clips also travel as JSON (``application/x-seed-studio-clips``) so that
+  copy and paste keep audio clips, positions and names.
+
+Paste reads, in order: our own JSON, then ``audio/midi`` bytes, then a ``.mid`` file URL
+(:func:`studio.midi_io.read_midi`); every paste is one undo step.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QMimeData, QUrl
+
+from studio.errors import StudioError
+from studio.model import AudioClip, MidiClip, Track, clip_from_dict, new_id
+
+MIDI_MIME = "audio/midi"
+MIDI_MIME_ALT = "audio/x-midi"
+CLIPS_MIME = "application/x-seed-studio-clips"
+
+_TEMP_DIR: Path | None = None
+
+
+def temp_dir() -> Path:
+    """A per-process temp folder for clipboard and drag-out files."""
+    global _TEMP_DIR
+    if _TEMP_DIR is None or not _TEMP_DIR.is_dir():
+        _TEMP_DIR = Path(tempfile.mkdtemp(prefix="seed-studio-clip-"))
+    return _TEMP_DIR
+
+
+def _safe_name(name: str, fallback: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in " -_." else "_" for ch in (name or "")).strip()
+    return keep or fallback
+
+
+def midi_bytes(doc, track: Track, clip: MidiClip) -> bytes:
+    """The clip as SMF bytes (clip start = tick 0, project tempo map shifted to it)."""
+    from studio.midi_io import midi_clip_to_bytes
+
+    return midi_clip_to_bytes(clip, doc.project.tempo_map, name=clip.name or track.name,
+                              program=track.program, is_drum=track.is_drum)
+
+
+def write_midi_temp(doc, track: Track, clip: MidiClip) -> Path:
+    """Write the clip to a temp ``.mid`` and return its path."""
+    data = midi_bytes(doc, track, clip)
+    path = temp_dir() / f"{_safe_name(clip.name or track.name, 'clip')}-{clip.id[:6]}.mid"
+    path.write_bytes(data)
+    return path
+
+
+def write_audio_temp(doc, clip: AudioClip) -> Path:
+    """Render what an audio clip plays (media window, gain, fades) into a temp ``.wav``.
+
+    Raises:
+        StudioError: the clip's media is missing from the pool.
+    """
+    from studio.audio_io import write_audio
+
+    item = doc.project.media.get(clip.media_id)
+    if item is None:
+        raise StudioError(f"clip '{clip.name}': its media {clip.media_id[:12]} is missing")
+    audio = np.array(doc.pool.read(item, clip.offset, clip.length), dtype=np.float32, copy=True)
+    audio *= np.float32(10 ** (clip.gain_db / 20.0))
+    n = audio.shape[1]
+    if clip.fade_in > 0:
+        k = min(clip.fade_in, n)
+        audio[:, :k] *= np.linspace(0.0, 1.0, k, endpoint=False, dtype=np.float32)
+    if clip.fade_out > 0:
+        k = min(clip.fade_out, n)
+        audio[:, n - k:] *= np.linspace(1.0, 0.0, k, endpoint=False, dtype=np.float32)
+    path = temp_dir() / f"{_safe_name(clip.name, 'clip')}-{clip.id[:6]}.wav"
+    write_audio(path, audio, item.sample_rate)
+    return path
+
+
+def clips_mime(doc, clips: list[tuple[Track, object]], *, with_files: bool = True) -> QMimeData:
+    """MIME data for clips: our JSON, plus SMF bytes and file URLs (MIDI as ``.mid``,
+    audio as ``.wav``) when ``with_files``.
+
+    Raises:
+        StudioError: a clip's media is missing (audio drag-out).
+    """
+    mime = QMimeData()
+    proj = doc.project
+    base = min((proj.clip_span(c)[0] for _, c in clips), default=0)
+    payload = {
+        "sample_rate": proj.sample_rate,
+        "base_sample": base,
+        "clips": [{"track_kind": t.kind, "track_name": t.name, "program": t.program, "is_drum": t.is_drum,
+                   "clip": c.to_dict(),
+                   "start_sample": proj.clip_span(c)[0]} for t, c in clips],
+    }
+    mime.setData(CLIPS_MIME, json.dumps(payload).encode("utf-8"))
+    if not with_files:
+        return mime
+    urls = []
+    midi = [(t, c) for t, c in clips if isinstance(c, MidiClip)]
+    if midi:
+        t, c = midi[0]
+        data = midi_bytes(doc, t, c)
+        mime.setData(MIDI_MIME, data)
+        mime.setData(MIDI_MIME_ALT, data)
+        for t, c in midi:
+            urls.append(QUrl.fromLocalFile(str(write_midi_temp(doc, t, c))))
+    for t, c in clips:
+        if isinstance(c, AudioClip):
+            urls.append(QUrl.fromLocalFile(str(write_audio_temp(doc, c))))
+    if urls:
+        mime.setUrls(urls)
+    return mime
+
+
+def midi_parts_from_mime(mime: QMimeData):
+    """``(parts, tempo_map)`` from SMF bytes or a ``.mid`` URL on the clipboard, or None.
+
+    Raises:
+        MidiFileError: the MIDI data is malformed.
+    """
+    from studio.midi_io import read_midi
+
+    for fmt in (MIDI_MIME, MIDI_MIME_ALT):
+        if mime.hasFormat(fmt):
+            data = bytes(mime.data(fmt))
+            if data:
+                path = temp_dir() / f"paste-{new_id()[:8]}.mid"
+                path.write_bytes(data)
+                return read_midi(path)
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile() and url.toLocalFile().lower().endswith((".mid", ".midi")):
+            return read_midi(url.toLocalFile())
+    return None
+
+
+def paste(doc, mime: QMimeData, at_sample: int, track_id: str | None = None) -> list[str]:
+    """Paste clips or MIDI at ``at_sample`` (the first clip lands there). Returns new clip ids.
+
+    Own clips go back onto ``track_id`` when its kind fits, else onto the first track of
+    the right kind, else onto new tracks; MIDI from outside goes onto the selected MIDI
+    track, or onto new MIDI tracks (one per part). One undo step.
+
+    Raises:
+        StudioError: nothing pasteable on the clipboard, or bad MIDI data.
+    """
+    from studio import edits
+
+    proj = doc.project
+    tm, sr = proj.tempo_map, proj.sample_rate
+    target = None
+    if track_id:
+        try:
+            target = proj.track(track_id)
+        except KeyError:
+            target = None
+    new_ids: list[str] = []
+    if mime.hasFormat(CLIPS_MIME):
+        payload = json.loads(bytes(mime.data(CLIPS_MIME)).decode("utf-8"))
+        base = int(payload.get("base_sample", 0))
+        with doc.group("Paste"):
+            for entry in payload["clips"]:
+                clip = clip_from_dict(entry["clip"])
+                clip.id = new_id()
+                start = at_sample + int(entry["start_sample"]) - base
+                kind = entry["track_kind"]
+                if isinstance(clip, MidiClip):
+                    clip.start = tm.sample_to_tick(start, sr)
+                else:
+                    if clip.media_id not in proj.media:
+                        raise StudioError("the copied audio comes from another project; import its file instead")
+                    clip.start = start
+                dest = target if target is not None and target.kind == kind else None
+                if dest is None:
+                    dest = Track(name=entry.get("track_name", "Pasted"), kind=kind,
+                                 program=int(entry.get("program", 0)), is_drum=bool(entry.get("is_drum", False)))
+                    doc.push(edits.AddTrack(dest))
+                    target = target or dest
+                doc.push(edits.AddClip(dest.id, clip))
+                new_ids.append(clip.id)
+        return new_ids
+    got = midi_parts_from_mime(mime)
+    if got is None:
+        raise StudioError("the clipboard holds no clips or MIDI")
+    parts, _tempo = got
+    at_tick = tm.sample_to_tick(at_sample, sr)
+    with doc.group("Paste MIDI"):
+        for k, part in enumerate(p for p in parts if p.clip.notes):
+            clip = part.clip
+            clip.id = new_id()
+            clip.start = at_tick
+            if target is not None and target.kind == "midi" and k == 0:
+                dest = target
+            else:
+                dest = Track(name=part.name or "Pasted MIDI", kind="midi", program=int(part.program),
+                             is_drum=bool(part.is_drum))
+                doc.push(edits.AddTrack(dest))
+            doc.push(edits.AddClip(dest.id, clip))
+            new_ids.append(clip.id)
+    if not new_ids:
+        raise StudioError("the MIDI on the clipboard holds no notes")
+    return new_ids

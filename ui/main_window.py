@@ -1,0 +1,737 @@
+"""The main window: menus, toolbar and transport, the arrange view, the jobs panel and the
+inspector. Handlers are the ``on_<action>`` methods named in :mod:`ui.actions`.
+
+The window owns no project state of its own: it shows a :class:`ui.document.Document`
+and pushes :mod:`studio.edits` commands on its undo stack. Long work (engines) runs in
+the job system; the window only listens to queued signals from :mod:`ui.qt_bridge`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QGuiApplication
+from PyQt6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from studio.errors import StudioError
+from studio.model import AudioClip, MidiClip, Track
+from ui import actions as act_table
+from ui.timeline.view import TimelineView
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """Seed Studio's main window.
+
+    Args:
+        doc: the :class:`~ui.document.Document` to show (None: an empty window).
+        settings: :class:`studio.settings.Settings` (loaded when None).
+        jobs: a :class:`ui.qt_bridge.JobsBridge` (created lazily when None).
+        ask: when False, never show modal prompts (tests, screenshots); answers default.
+    """
+
+    def __init__(self, doc=None, settings=None, jobs=None, *, ask: bool = True, parent=None):
+        super().__init__(parent)
+        from studio.settings import load_settings
+
+        self.settings = settings if settings is not None else load_settings()
+        self.ask = ask
+        self.doc = None
+        self._jobs = jobs
+        self.setWindowTitle("Seed Studio")
+        self.resize(1600, 950)
+        self.actions_by_name = act_table.create_actions(self)
+        self._build_menus()
+        self._build_toolbar()
+        self.timeline = TimelineView(None, self) if doc is None else TimelineView(doc, self)
+        self.setCentralWidget(self.timeline)
+        self.timeline.canvas.selection_changed.connect(self._on_selection)
+        self.timeline.canvas.clip_activated.connect(self._on_clip_activated)
+        self.timeline.canvas.take_selected.connect(self._on_take_selected)
+        self.timeline.canvas.drag_out_requested.connect(self._drag_out)
+        self.timeline.playhead_moved.connect(self._on_playhead)
+        self._build_docks()
+        self.statusBar().showMessage("Ready")
+        self.playback = None
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self._autosave)
+        interval = int(getattr(self.settings, "autosave_interval_s", 60) or 0)
+        if interval > 0:
+            self.autosave_timer.start(interval * 1000)
+        self.actions_by_name["snap"].setChecked(True)
+        if doc is not None:
+            self.set_document(doc)
+        self._update_actions()
+
+    # -- building ---------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        menus = {name: self.menuBar().addMenu("&" + name) for name in act_table.MENUS}
+        self.recent_menu = None
+        for name, menu, *_ in act_table.ACTIONS:
+            if name == "import_files":
+                self.recent_menu = menus["File"].addMenu("Open &Recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+                menus["File"].addSeparator()
+            if name in ("quit", "cut", "zoom_in", "models", "add_control_melody", "take_delete", "play"):
+                menus[menu].addSeparator()
+            menus[menu].addAction(self.actions_by_name[name])
+        self.menus = menus
+        self.task_menu = menus["Engines"].addMenu("&More Engines")
+        self.task_menu.aboutToShow.connect(self._fill_task_menu)
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Transport")
+        tb.setObjectName("Transport")
+        tb.setMovable(False)
+        for name in act_table.TOOLBAR:
+            if name is None:
+                tb.addSeparator()
+                continue
+            tb.addAction(self.actions_by_name[name])
+        tb.addSeparator()
+        self.time_label = QLabel("1.1.1   00:00.000", self)
+        self.time_label.setObjectName("TransportTime")
+        tb.addWidget(self.time_label)
+        self.tempo_label = QLabel("", self)
+        self.tempo_label.setObjectName("TransportTime")
+        tb.addWidget(self.tempo_label)
+        self.toolbar = tb
+
+    def _build_docks(self) -> None:
+        from ui.inspector import Inspector
+        from ui.jobs_panel import JobsPanel
+
+        self.inspector = Inspector(self)
+        dock = QDockWidget("Inspector", self)
+        dock.setObjectName("InspectorDock")
+        dock.setWidget(self.inspector)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.inspector_dock = dock
+        self.jobs_panel = JobsPanel(self)
+        jd = QDockWidget("Jobs", self)
+        jd.setObjectName("JobsDock")
+        jd.setWidget(self.jobs_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, jd)
+        self.jobs_dock = jd
+        self.resizeDocks([dock], [280], Qt.Orientation.Horizontal)
+        self.resizeDocks([jd], [96], Qt.Orientation.Vertical)
+
+    # -- document -------------------------------------------------------------------------
+    def set_document(self, doc) -> None:
+        """Show ``doc`` (the previous one is closed by the caller)."""
+        self.doc = doc
+        self.timeline.set_document(doc)
+        doc.changed.connect(self._on_changed)
+        doc.dirty_changed.connect(lambda _d: self._update_title())
+        self.jobs_panel.set_document(doc)
+        self.timeline.zoom_to_fit()
+        self._update_title()
+        self._update_actions()
+        self._on_changed()
+        if self.playback is not None:
+            self.playback.set_document(doc)
+
+    def _update_title(self) -> None:
+        if self.doc is None:
+            self.setWindowTitle("Seed Studio")
+            return
+        star = "*" if self.doc.is_dirty else ""
+        self.setWindowTitle(f"{star}{self.doc.project.name} — Seed Studio")
+
+    def _on_changed(self) -> None:
+        self._update_actions()
+        if self.doc is not None:
+            tm = self.doc.project.tempo_map
+            sig = tm.signatures[0]
+            self.tempo_label.setText(f"{tm.tempos[0].bpm:.1f} BPM  {sig.numerator}/{sig.denominator}")
+        self._on_selection()
+
+    def _update_actions(self) -> None:
+        has = self.doc is not None
+        for name in ("save", "import_files", "export_ableton", "export_mix", "add_audio_track", "add_midi_track",
+                     "separate", "transcribe", "analyze", "select_all", "play", "paste"):
+            self.actions_by_name[name].setEnabled(has)
+        stack = self.doc.undo_stack if has else None
+        a_undo, a_redo = self.actions_by_name["undo"], self.actions_by_name["redo"]
+        a_undo.setEnabled(bool(stack and stack.can_undo))
+        a_redo.setEnabled(bool(stack and stack.can_redo))
+        a_undo.setText(f"&Undo {stack.undo_label}" if stack and stack.can_undo else "&Undo")
+        a_redo.setText(f"&Redo {stack.redo_label}" if stack and stack.can_redo else "&Redo")
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def canvas(self):
+        return self.timeline.canvas
+
+    def error(self, text: str, title: str = "Seed Studio") -> None:
+        """Show an error in plain words (status bar; a dialog when ``ask``)."""
+        self.statusBar().showMessage(text, 10000)
+        log.info("%s", text)
+        if self.ask:
+            QMessageBox.warning(self, title, text)
+
+    def _run(self, fn, *args, **kw):
+        """Call ``fn``; a StudioError/EngineError becomes a plain-words message."""
+        from engines.base import EngineError
+
+        try:
+            return fn(*args, **kw)
+        except (StudioError, EngineError, OSError) as exc:
+            self.error(str(exc))
+            return None
+
+    def selected_track(self) -> Track | None:
+        tid = self.canvas.selected_track
+        if tid is None or self.doc is None:
+            return None
+        try:
+            return self.doc.project.track(tid)
+        except KeyError:
+            return None
+
+    # -- selection, playhead -----------------------------------------------------------------
+    def _on_selection(self) -> None:
+        sel = self.canvas.selection
+        if self.doc is None:
+            return
+        clips = self.canvas.selected_clip_objects()
+        self.actions_by_name["split"].setEnabled(bool(clips))
+        for name in ("copy", "cut", "delete"):
+            self.actions_by_name[name].setEnabled(bool(clips))
+        self.actions_by_name["open_piano_roll"].setEnabled(any(isinstance(c, MidiClip) for _, c in clips))
+        take = self.canvas.selected_take
+        for name in ("take_activate", "take_original", "take_delete", "take_comp"):
+            self.actions_by_name[name].setEnabled(take is not None)
+        if take is None:
+            self.inspector.show_selection(self.doc, sel, clips, self.selected_track())
+        self.timeline.headers.selected = self.canvas.selected_track
+
+    def _on_take_selected(self, take_id: str) -> None:
+        try:
+            track, group, take = self.doc.project.find_take(take_id)
+        except KeyError:
+            return
+        self.inspector.show_take(self.doc, track, group, take)
+        self._on_selection()
+
+    def _on_playhead(self, sample: int) -> None:
+        if self.doc is None:
+            return
+        proj = self.doc.project
+        tick = proj.tempo_map.sample_to_tick(sample, proj.sample_rate)
+        bar, beat, in_beat = proj.tempo_map.bar_beat_at(tick)
+        secs = sample / proj.sample_rate
+        m, s = divmod(secs, 60)
+        self.time_label.setText(f"{bar + 1}.{beat + 1}.{int(in_beat * 4 // 960) + 1}   {int(m):02d}:{s:06.3f}")
+        if self.playback is not None and not self.playback.is_playing:
+            self.playback.seek(sample)
+
+    def _on_clip_activated(self, clip_id: str) -> None:
+        try:
+            track, clip, _ = self.doc.project.find_clip(clip_id)
+        except KeyError:
+            return
+        if isinstance(clip, MidiClip):
+            self.open_piano_roll(clip_id)
+
+    # -- File ----------------------------------------------------------------------------------
+    def on_new(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "New project", str(Path.home() / "Untitled.seedproj"),
+                                              "Seed Studio project (*.seedproj)")
+        if not path or not self.maybe_save():
+            return
+        from ui.document import Document
+
+        doc = self._run(Document.new, path, int(getattr(self.settings, "default_sample_rate", 44100)))
+        if doc is not None:
+            self._replace_document(doc)
+
+    def on_open(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open project (.seedproj folder)", str(Path.home()))
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a bundle, offering crash recovery first. Returns True when opened."""
+        from studio import project_io
+        from ui.document import Document
+
+        if not self.maybe_save():
+            return False
+        recover = False
+        try:
+            candidate = project_io.recovery_candidate(Path(path))
+        except Exception:
+            candidate = None
+        if candidate is not None and self.ask:
+            answer = QMessageBox.question(
+                self, "Recover unsaved work?",
+                f"Seed Studio found unsaved changes to '{Path(path).name}' from a session that did not "
+                "close properly. Recover them?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+            recover = answer == QMessageBox.StandardButton.Yes
+        doc = self._run(Document.open, path, recover=recover)
+        if doc is None:
+            return False
+        self._replace_document(doc)
+        self._remember_recent(doc.path)
+        return True
+
+    def _replace_document(self, doc) -> None:
+        if self.doc is not None:
+            self.doc.close()
+        self.set_document(doc)
+
+    def _remember_recent(self, path: Path) -> None:
+        from studio.settings import save_settings
+
+        try:
+            self.settings.add_recent(path)
+            save_settings(self.settings)
+        except OSError:
+            pass
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in getattr(self.settings, "recent_projects", [])[:10]:
+            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def on_save(self) -> bool:
+        if self.doc is None:
+            return True
+        if self._run(self.doc.save) is None:
+            return False
+        self._remember_recent(self.doc.path)
+        self.statusBar().showMessage(f"Saved {self.doc.path.name}", 4000)
+        self._update_title()
+        return True
+
+    def _autosave(self) -> None:
+        if self.doc is not None:
+            path = self.doc.autosave()
+            if path is not None:
+                self.statusBar().showMessage("Autosaved", 2000)
+
+    def maybe_save(self) -> bool:
+        """Ask to save unsaved changes. Returns False when the musician cancels."""
+        if self.doc is None or not self.doc.is_dirty or not self.ask:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"Save the changes to '{self.doc.project.name}' before closing?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            return self.on_save()
+        return True
+
+    def closeEvent(self, e) -> None:  # noqa: N802
+        if not self.maybe_save():
+            e.ignore()
+            return
+        if self.playback is not None:
+            self.playback.stop()
+        if self._jobs is not None:
+            try:
+                self._jobs.shutdown()
+            except Exception:
+                pass
+        if self.doc is not None:
+            self.doc.close()
+        e.accept()
+
+    def on_quit(self) -> None:
+        self.close()
+
+    def on_import_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Import audio or MIDI", str(Path.home()),
+            "Audio and MIDI (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.mid *.midi);;All files (*)")
+        if paths:
+            self.import_files(paths)
+
+    def import_files(self, paths) -> list:
+        """Import audio/MIDI files as new tracks (one undo step per kind)."""
+        from studio.importing import import_files
+
+        tracks = self._run(import_files, self.doc.session, [str(p) for p in paths])
+        if tracks:
+            self.statusBar().showMessage(f"Imported {len(tracks)} track(s)", 4000)
+            if len(self.doc.project.tracks) == len(tracks):
+                self.timeline.zoom_to_fit()
+        return tracks or []
+
+    def on_export_ableton(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export stems for Ableton into folder", str(Path.home()))
+        if folder:
+            self.export_ableton(folder)
+
+    def export_ableton(self, folder: str | Path):
+        """Write the Ableton hand-off folder (aligned stems, MIDI, tempo) into ``folder``."""
+        try:
+            from studio.export.ableton import export_for_ableton
+        except ImportError:
+            self.error("Export for Ableton is not available in this build.")
+            return None
+        out = self._run(export_for_ableton, self.doc.project, self.doc.pool, Path(folder))
+        if out is not None:
+            self.statusBar().showMessage(f"Exported stems for Ableton to {out}", 6000)
+        return out
+
+    def on_export_mix(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export mix", str(Path.home() / "mix.wav"), "WAV (*.wav)")
+        if not path:
+            return
+        try:
+            from studio.audio_io import write_audio
+            from studio.render import render_mix
+        except ImportError:
+            self.error("Rendering is not available in this build.")
+            return
+        mix = self._run(render_mix, self.doc.project, self.doc.pool)
+        if mix is not None:
+            self._run(write_audio, path, mix, self.doc.project.sample_rate)
+            self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    def on_preferences(self) -> None:
+        from ui.preferences import PreferencesDialog
+
+        dlg = PreferencesDialog(self.settings, self)
+        if dlg.exec():
+            self.settings = dlg.settings
+
+    def on_models(self) -> None:
+        from ui.models_window import ModelsWindow
+
+        self._models = ModelsWindow(self)
+        self._models.show()
+
+    def on_about(self) -> None:
+        QMessageBox.about(self, "About Seed Studio",
+                          "Seed Studio — co-create songs with local AI engines.\nGPL-3.0-or-later.")
+
+    # -- Edit -------------------------------------------------------------------------------------
+    def on_undo(self) -> None:
+        if self.doc is not None and self.doc.undo():
+            self.statusBar().showMessage("Undo", 1500)
+
+    def on_redo(self) -> None:
+        if self.doc is not None and self.doc.redo():
+            self.statusBar().showMessage("Redo", 1500)
+
+    def on_copy(self) -> bool:
+        from ui.clipboard import clips_mime
+
+        clips = self.canvas.selected_clip_objects()
+        if not clips:
+            return False
+        mime = self._run(clips_mime, self.doc, clips)
+        if mime is None:
+            return False
+        QGuiApplication.clipboard().setMimeData(mime)
+        self.statusBar().showMessage(f"Copied {len(clips)} clip(s)", 2000)
+        return True
+
+    def on_cut(self) -> None:
+        if self.on_copy():
+            self.on_delete()
+
+    def on_paste(self) -> None:
+        from ui.clipboard import paste
+
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None:
+            return
+        ids = self._run(paste, self.doc, mime, self.canvas.playhead, self.canvas.selected_track)
+        if ids:
+            self.canvas.selected_clips = set(ids)
+            self.statusBar().showMessage(f"Pasted {len(ids)} clip(s)", 2000)
+
+    def on_delete(self) -> None:
+        from studio import edits
+
+        if self.canvas.selected_take and not self.canvas.selected_clips:
+            self.on_take_delete()
+            return
+        clips = self.canvas.selected_clip_objects()
+        if not clips:
+            return
+        with self.doc.group("Delete clips"):
+            for _, c in clips:
+                self.doc.push(edits.RemoveClip(c.id))
+        self.canvas.selected_clips.clear()
+
+    def on_split(self) -> None:
+        from studio import edits
+
+        proj = self.doc.project
+        at = self.canvas.playhead
+        done = 0
+        with self.doc.group("Split clips"):
+            for _, c in self.canvas.selected_clip_objects():
+                s, e = proj.clip_span(c)
+                if s < at < e:
+                    pos = at if isinstance(c, AudioClip) else proj.tempo_map.sample_to_tick(at, proj.sample_rate)
+                    self.doc.push(edits.SplitClip(c.id, pos))
+                    done += 1
+        if not done:
+            self.statusBar().showMessage("Put the playhead inside a selected clip to split it", 4000)
+
+    def on_select_all(self) -> None:
+        proj = self.doc.project
+        from ui.timeline.canvas import TimeSelection
+
+        self.canvas.selection = TimeSelection(0, max(1, proj.length_samples()), [t.id for t in proj.tracks])
+        self.canvas.selected_clips = {c.id for t in proj.tracks for c in t.clips}
+        self.canvas.selection_changed.emit()
+        self.canvas.update()
+
+    def on_snap(self) -> None:
+        self.canvas.snap = self.actions_by_name["snap"].isChecked()
+
+    # -- View --------------------------------------------------------------------------------------
+    def on_zoom_in(self) -> None:
+        self.timeline.zoom(0.5)
+
+    def on_zoom_out(self) -> None:
+        self.timeline.zoom(2.0)
+
+    def on_zoom_fit(self) -> None:
+        self.timeline.zoom_to_fit()
+
+    def on_taller(self) -> None:
+        self.timeline.set_track_height(int(self.canvas.track_h * 1.25))
+
+    def on_shorter(self) -> None:
+        self.timeline.set_track_height(int(self.canvas.track_h / 1.25))
+
+    # -- Track ---------------------------------------------------------------------------------------
+    def _add_track(self, kind: str) -> None:
+        from studio import edits
+        from studio.model import TRACK_COLOURS
+
+        n = len(self.doc.project.tracks)
+        t = Track(name=f"{'MIDI' if kind == 'midi' else 'Audio'} {n + 1}", kind=kind,
+                  colour=TRACK_COLOURS[n % len(TRACK_COLOURS)])
+        self.doc.push(edits.AddTrack(t))
+        self.canvas.selected_track = t.id
+
+    def on_add_audio_track(self) -> None:
+        self._add_track("audio")
+
+    def on_add_midi_track(self) -> None:
+        self._add_track("midi")
+
+    def _add_control(self, kind: str) -> None:
+        from studio import edits
+        from studio.model import ControlLane
+
+        t = self.selected_track()
+        if t is None:
+            self.error("Select a track first (click its header).")
+            return
+        if kind not in t.control_lanes:
+            self.doc.push(edits.SetControlLane(t.id, kind, ControlLane(kind, [], "drawn")))
+
+    def on_add_control_melody(self) -> None:
+        self._add_control("melody")
+
+    def on_add_control_dynamics(self) -> None:
+        self._add_control("dynamics")
+
+    def on_add_control_rhythm(self) -> None:
+        self._add_control("rhythm")
+
+    def on_fill_controls(self) -> None:
+        from ui.control_fill import FillControlsDialog
+
+        t = self.selected_track()
+        if t is None:
+            self.error("Select the track that should get the control lanes (click its header).")
+            return
+        FillControlsDialog(self, t.id).exec()
+
+    def on_open_piano_roll(self) -> None:
+        clips = [c for _, c in self.canvas.selected_clip_objects() if isinstance(c, MidiClip)]
+        if clips:
+            self.open_piano_roll(clips[0].id)
+
+    def open_piano_roll(self, clip_id: str):
+        from ui.piano_roll import PianoRollWindow
+
+        win = PianoRollWindow(self.doc, clip_id, self)
+        win.show()
+        self._piano_roll = win
+        return win
+
+    # -- Engines ------------------------------------------------------------------------------------
+    def jobs(self):
+        """The :class:`ui.qt_bridge.JobsBridge` (started on first use)."""
+        if self._jobs is None:
+            from ui.qt_bridge import JobsBridge
+
+            self._jobs = JobsBridge(parent=self)
+        self.jobs_panel.set_bridge(self._jobs)
+        return self._jobs
+
+    def on_separate(self) -> None:
+        self.open_engine_dialog("separate")
+
+    def on_transcribe(self) -> None:
+        self.open_engine_dialog("transcribe")
+
+    def on_analyze(self) -> None:
+        self.open_engine_dialog("analyze")
+
+    def _fill_task_menu(self) -> None:
+        from engines.base import TASKS
+
+        self.task_menu.clear()
+        try:
+            from engines.registry import list_engines
+        except ImportError:
+            return
+        for task in TASKS:
+            entries = list_engines(task)
+            if not entries:
+                continue
+            sub = self.task_menu.addMenu(task.replace("_", " ").capitalize())
+            for e in entries:
+                sub.addAction(e.title or e.id, lambda t=task, i=e.id: self.open_engine_dialog(t, i))
+
+    def open_engine_dialog(self, task: str, engine_id: str | None = None):
+        """Show the engine form for ``task`` on the selection; submit on OK."""
+        from ui.engine_form import EngineDialog
+
+        target = self.job_target()
+        if target is None:
+            self.error("Select a track (click its header) or a time range on a track first.")
+            return None
+        dlg = EngineDialog(task, target.describe(self.doc.project), self, engine_id=engine_id)
+        self._engine_dialog = dlg
+        dlg.accepted.connect(lambda: self.submit_job(task, dlg.engine_id(), dlg.params(), target,
+                                                     seed=dlg.seed()))
+        if self.ask:
+            dlg.open()
+        return dlg
+
+    def job_target(self):
+        """What an engine works on: the time selection on its first track, else the selected track."""
+        from ui.job_target import JobTarget
+
+        sel = self.canvas.selection
+        if not sel.empty and sel.track_ids:
+            return JobTarget(sel.track_ids[0], sel.start, sel.end)
+        t = self.selected_track()
+        if t is None:
+            return None
+        return JobTarget(t.id, None, None)
+
+    def submit_job(self, task: str, engine_id: str, params: dict, target, seed: int = 0):
+        """Submit a job on ``target`` through the job system; returns the bridge's job id."""
+        return self._run(self.jobs().submit, self.doc, task, engine_id, params, target, seed=seed)
+
+    # -- Takes ----------------------------------------------------------------------------------------
+    def _selected_take(self):
+        tid = self.canvas.selected_take
+        if tid is None:
+            return None
+        try:
+            return self.doc.project.find_take(tid)
+        except KeyError:
+            return None
+
+    def on_take_activate(self) -> None:
+        from studio import edits
+
+        got = self._selected_take()
+        if got:
+            self._run(self.doc.push, edits.SetActiveTake(got[1].id, got[2].id))
+
+    def on_take_original(self) -> None:
+        from studio import edits
+
+        got = self._selected_take()
+        if got:
+            self._run(self.doc.push, edits.SetActiveTake(got[1].id, None))
+
+    def on_take_delete(self) -> None:
+        from studio import edits
+
+        got = self._selected_take()
+        if got:
+            self._run(self.doc.push, edits.RemoveTake(got[2].id))
+            self.canvas.selected_take = None
+            self.inspector.clear()
+
+    def on_take_comp(self) -> None:
+        from studio import edits
+
+        got = self._selected_take()
+        if got:
+            self._run(self.doc.push, edits.SplitTakeGroup(got[1].id, self.canvas.playhead))
+
+    # -- Transport -------------------------------------------------------------------------------------
+    def _ensure_playback(self):
+        if self.playback is None:
+            from ui.playback import PlaybackController
+
+            self.playback = PlaybackController(self)
+            self.playback.position.connect(self.timeline.set_playhead)
+            self.playback.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+            self.playback.set_document(self.doc)
+        return self.playback
+
+    def on_play(self) -> None:
+        pb = self._ensure_playback()
+        if pb.is_playing:
+            pb.stop()
+        else:
+            pb.play(self.canvas.playhead, loop=self.actions_by_name["loop"].isChecked())
+
+    def on_loop(self) -> None:
+        if self.playback is not None:
+            self.playback.set_looping(self.actions_by_name["loop"].isChecked())
+
+    def on_to_start(self) -> None:
+        self.timeline.set_playhead(0)
+
+    # -- drag-out -------------------------------------------------------------------------------------------
+    def _drag_out(self, clip_id: str) -> None:
+        from PyQt6.QtGui import QDrag
+
+        from ui.clipboard import clips_mime
+
+        try:
+            track, clip, _ = self.doc.project.find_clip(clip_id)
+        except KeyError:
+            return
+        mime = self._run(clips_mime, self.doc, [(track, clip)])
+        if mime is None:
+            return
+        drag = QDrag(self.canvas)
+        drag.setMimeData(mime)
+        drag.exec(Qt.DropAction.CopyAction)
+
+
+_APP = None
+
+
+def new_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with the dark theme (reused when one exists)."""
+    from ui import theme
+
+    global _APP
+    app = QApplication.instance()
+    if app is None:
+        app = _APP = QApplication(argv or ["seed-studio"])
+        app.setApplicationName("Seed Studio")
+        app.setOrganizationName("Seed Studio")
+    theme.apply(app)
+    return app
+

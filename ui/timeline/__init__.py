@@ -1,0 +1,1 @@
+"""The arrange view: ruler, track headers, lanes, clips, takes and control lanes."""
