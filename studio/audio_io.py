@@ -82,8 +82,18 @@ _LOSSLESS_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "C
 _MP3_TOLERANCE_FRAMES = 2 * 1152
 """MP3 frame counts may be estimated (no Xing/LAME header); allow two MPEG frames of slack."""
 
-_HEADER_SHORTFALL = re.compile(r"^\s*(data|SSND)\s*:\s*\d+\s*\(should be \d+\)", re.MULTILINE)
+_HEADER_SHORTFALL = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 """libsndfile's log line when a WAV/AIFF data chunk is longer than what the file holds."""
+_UNKNOWN_SIZES = frozenset({0xFFFF_FFFF, 0x7FFF_FFFF})
+"""Placeholder chunk sizes written by streaming recorders; libsndfile reads to the end of file."""
+
+
+def _header_promises_more(log: str) -> bool:
+    """True when libsndfile's header log shows a data chunk cut short (a truncated WAV/AIFF)."""
+    return any(
+        int(claimed) > int(actual) and int(claimed) not in _UNKNOWN_SIZES
+        for claimed, actual in _HEADER_SHORTFALL.findall(log or "")
+    )
 
 
 # ----------------------------------------------------------------------------- info
@@ -177,7 +187,7 @@ class AudioReader:
         try:
             self.info = self._make_info()
             _check_header(self.path, self.info.sample_rate, self.info.channels, self.info.frames)
-            if self._sf is not None and _HEADER_SHORTFALL.search(self._sf.extra_info or ""):
+            if self._sf is not None and _header_promises_more(self._sf.extra_info):
                 raise AudioFileError(
                     self.path, "file is truncated (the header promises more audio data than the file holds)"
                 )

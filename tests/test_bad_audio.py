@@ -171,3 +171,20 @@ def test_nan_array_from_an_engine(populated_pool):
     with pytest.raises(AudioFileError, match="5 channels"):
         pool.import_array(_tone(5), 48000, name="five")
     assert snapshot(bundle) == before
+
+
+def test_streamed_wav_with_unknown_size_is_not_called_truncated(tmp_path):
+    """Recorders that stream write 0xFFFFFFFF as the data size: libsndfile reads to the end."""
+    import struct
+
+    path = tmp_path / "streamed.wav"
+    x = _tone(2)
+    sf.write(path, x.T, 48000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    i = data.index(b"data")
+    data[i + 4 : i + 8] = struct.pack("<I", 0xFFFFFFFF)
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    audio, sr = read_audio(path)
+    assert sr == 48000 and audio.shape == x.shape
+    assert np.abs(audio - x).max() <= 2**-15
