@@ -395,12 +395,12 @@ class JobManager:
     # ------------------------------------------------------------------ worker
 
     def _finish(self, job: Job, state: str, *, error: str = "", hint: str = "") -> None:
+        if state != SUCCEEDED:  # no partial output survives a failed or cancelled job
+            shutil.rmtree(job.work_dir, ignore_errors=True)
         with self._done:
             job.state, job.error, job.hint = state, error, hint
             job.finished = time.monotonic()
             self._done.notify_all()
-        if state != SUCCEEDED:
-            shutil.rmtree(job.work_dir, ignore_errors=True)
         self._emit(JobEvent(job.id, state, fraction=job.fraction, stage=job.stage, text=error, hint=hint))
 
     def _run(self, lane: _Lane, job_id: str) -> None:
@@ -588,24 +588,30 @@ def _clip_audio(pool: Any, item: Any, clip: Any, a: int, b: int) -> tuple[int, n
 
 
 def render_track(project: Any, pool: Any, track_id: str, start: int, end: int) -> np.ndarray:
-    """The audio a track plays in ``[start, end)`` samples, as stereo float32 ``(2, frames)``.
+    """The audio a track's clips play in ``[start, end)`` samples, pre-fader, as stereo
+    float32 ``(2, frames)``: the input of an engine job.
 
-    Uses ``studio.render.render_stems`` (the app's render path) when it exists;
-    otherwise sums the track's clips (clip gain and linear fades; active takes replace
-    the track's own clips inside their range) without track gain, pan or effects.
+    Pre-fader means clip gain and fades, and active takes replacing the track's own
+    clips inside their range; no track gain, pan, mute or effects (a muted source
+    still separates). Uses ``studio.render.render_track_raw`` (the app's render path);
+    falls back to summing the clips here when that module is absent.
 
     Raises:
         JobError: unknown track, empty range.
+        RenderError: missing media (from ``studio.render``).
     """
     if end <= start:
         raise JobError(f"the range {start}..{end} is empty")
     try:
-        from studio.render import render_stems  # type: ignore[attr-defined]
+        from studio.render import render_track_raw
     except ImportError:
-        render_stems = None
-    if render_stems is not None:
-        stems = render_stems(project, pool, start=start, end=end, track_ids=[track_id])
-        return np.asarray(stems[track_id], dtype=np.float32)
+        render_track_raw = None
+    if render_track_raw is not None:
+        try:
+            project.track(track_id)
+        except KeyError:
+            raise JobError(f"no track {track_id} in the project") from None
+        return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32)
     try:
         track = project.track(track_id)
     except KeyError:
