@@ -500,14 +500,25 @@ class StreamResampler:
 
 
 # ----------------------------------------------------------------------------- writing
+def _default_file_mode() -> int:
+    """0o666 minus the process umask: the mode ``open()`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_DEFAULT_MODE = _default_file_mode()  # read once at import (os.umask is process-wide)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
     """Context manager for an atomic file write: temp file, fsync, ``os.replace``.
 
     Yields a temporary path in the same folder as ``path``; write it completely inside
-    the ``with`` block. On normal exit the temp file is fsynced, optionally chmod-ed
-    to ``mode``, renamed over ``path`` and the folder is fsynced. On error the temp
-    file is removed and ``path`` is untouched.
+    the ``with`` block. On normal exit the temp file is fsynced, chmod-ed to ``mode``
+    (default: what ``open()`` would give, 0o666 minus the umask), renamed over
+    ``path``, and the folder is fsynced. On error the temp file is removed and
+    ``path`` is untouched.
     """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -516,8 +527,7 @@ def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path
     try:
         yield tmp
         _fsync_file(tmp)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -213,3 +213,21 @@ def test_downmix_many_channels_is_equal_weight_and_stereo_passes():
     np.testing.assert_allclose(downmix_to_stereo(x, 48000), 1.0, rtol=1e-6)
     s = np.ones((2, 5), np.float32)
     assert downmix_to_stereo(s, 48000) is s
+
+
+def test_atomic_output_gives_normal_permissions_and_cleans_up(tmp_path):
+    import os
+
+    target = tmp_path / "x.bin"
+    with audio_io.atomic_output(target) as tmp:
+        tmp.write_bytes(b"abc")
+        assert not target.exists()
+    assert target.read_bytes() == b"abc"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    with pytest.raises(RuntimeError):
+        with audio_io.atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == b"abc" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
