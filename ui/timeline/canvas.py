@@ -185,6 +185,8 @@ class ArrangeCanvas(QWidget):
                     zone = "left"
                 elif r.right() - x < EDGE_PX and r.width() > 3 * EDGE_PX:
                     zone = "right"
+                elif y - r.top() >= CLIP_TITLE_H:
+                    zone = "content"  # Ableton-style: drag in the content selects time
                 return row, c, span, zone
         return row, None, None, ""
 
@@ -483,7 +485,14 @@ class ArrangeCanvas(QWidget):
             if tk is not None:
                 self.selected_take = tk.id
                 self.take_selected.emit(tk.id)
-        if clip is not None:
+        if clip is not None and zone == "content" and not (e.modifiers() & Qt.KeyboardModifier.AltModifier):
+            self.selected_clips = {clip.id}
+            start = self._snap(sample)
+            self.selection = TimeSelection(start, start, [row.track.id])
+            self._drag = _Drag("select", x, y, start, track_id=row.track.id, row=row)
+            self.playhead = start
+            self.playhead_moved.emit(start)
+        elif clip is not None:
             if not (e.modifiers() & Qt.KeyboardModifier.ShiftModifier):
                 self.selected_clips = {clip.id}
             else:
@@ -491,7 +500,7 @@ class ArrangeCanvas(QWidget):
             if e.modifiers() & Qt.KeyboardModifier.AltModifier:
                 self.drag_out_requested.emit(clip.id)
                 return
-            mode = {"body": "move", "left": "trim_l", "right": "trim_r",
+            mode = {"body": "move", "content": "move", "left": "trim_l", "right": "trim_r",
                     "fade_in": "fade_in", "fade_out": "fade_out"}[zone]
             if row.kind == "take" and mode == "move":
                 mode = "none"
