@@ -156,8 +156,8 @@ class ControlEvent:
 class GMSynth:
     """One FluidSynth instance with a GM SoundFont loaded, at one sample rate.
 
-    Loading FluidR3_GM takes about a second, so instances are shared through
-    :func:`get_synth`; :meth:`render` is serialised by a lock.
+    Each :meth:`render` runs on a fresh FluidSynth instance (so a render depends only on
+    its own events); :meth:`render` is serialised by a lock.
 
     Args:
         sample_rate: Hz, 8000..96000 (FluidSynth's range).
@@ -168,23 +168,39 @@ class GMSynth:
     """
 
     def __init__(self, sample_rate: int, soundfont: str | Path | None = None):
-        fs = _fluidsynth_module()
+        self._fs = _fluidsynth_module()
         if not 8000 <= sample_rate <= 96000:
             raise RenderError(f"FluidSynth renders at 8000..96000 Hz, not {sample_rate} Hz")
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont) if soundfont else find_soundfont()
+        if not self.soundfont.is_file():
+            raise RenderError(f"SoundFont '{self.soundfont}' does not exist")
         self._lock = threading.Lock()
-        self._synth = fs.Synth(gain=SYNTH_GAIN, samplerate=float(sample_rate),
-                               **{"synth.reverb.active": 0, "synth.chorus.active": 0})
-        self._sfid = self._synth.sfload(str(self.soundfont))
-        if self._sfid < 0:
-            raise RenderError(f"SoundFont '{self.soundfont}' could not be loaded by FluidSynth")
-        write = fs._fl.fluid_synth_write_float
+        write = self._fs._fl.fluid_synth_write_float
         write.restype = ctypes.c_int
         write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                           ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._write = write
         self._buf = np.zeros((2, 4096), dtype=np.float32)
+        self._synth: Any = None
+        self._sfid = -1
+
+    def _open(self) -> None:
+        """A fresh FluidSynth instance, so that a render never depends on earlier renders
+        (FluidSynth's reused voices carry state from one note to the next). With dynamic
+        sample loading the SoundFont opens in tens of milliseconds."""
+        self._synth = self._fs.Synth(gain=SYNTH_GAIN, samplerate=float(self.sample_rate), **{
+            "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1})
+        self._sfid = self._synth.sfload(str(self.soundfont))
+        if self._sfid < 0:
+            self._synth.delete()
+            self._synth = None
+            raise RenderError(f"SoundFont '{self.soundfont}' could not be loaded by FluidSynth")
+
+    def _close(self) -> None:
+        if self._synth is not None:
+            self._synth.delete()
+            self._synth = None
 
     # -- low level -------------------------------------------------------------------
     def _select(self, channel: int, program: int, is_drum: bool) -> None:
@@ -251,39 +267,41 @@ class GMSynth:
         for n in notes:
             groups.setdefault(n.on % BLOCK, []).append(n)
         ctl = [(c.sample, 1, c.kind, c.a, c.b) for c in controls]
-        reached = 0
         with self._lock:
-            for phase, group in sorted(groups.items()):
-                self._select(channel, program, is_drum)
-                events = ctl + [(n.on, 2, "on", n.pitch, n.velocity) for n in group] \
-                    + [(n.off, 0, "off", n.pitch, 0) for n in group]
-                events.sort(key=lambda e: (e[0], e[1]))
-                # this group's synth timeline has its block boundaries at samples == phase (mod 64)
-                pos = phase
-                for sample, _, kind, a, b in events:
-                    target = pos + BLOCK * max(0, round((sample - pos) / BLOCK))
-                    if kind == "on":
-                        target = sample  # exact by construction: sample == phase (mod 64)
-                    if target > pos:
-                        pos = self._advance(out, pos, target - pos, 0)
-                    self._apply(channel, kind, a, b)
-                # release tail
-                stop = min(length, cap)
-                while pos < stop and self._synth.get_active_voice_count() > 0:
-                    step = min(4096, -(-(stop - pos) // BLOCK) * BLOCK)
-                    pos = self._advance(out, pos, step, 0)
-                reached = max(reached, min(pos, length))
-                self._synth.system_reset()
+            self._open()
+            try:
+                reached = self._render_groups(out, groups, ctl, channel, program, is_drum, length, cap)
+            finally:
+                self._close()
         if frames is None:
             return np.ascontiguousarray(out[:, :reached])
         return out
 
-    def close(self) -> None:
-        """Free the FluidSynth instance."""
-        with self._lock:
-            if self._synth is not None:
-                self._synth.delete()
-                self._synth = None
+    def _render_groups(self, out: np.ndarray, groups: dict[int, list[NoteEvent]], ctl: list, channel: int,
+                       program: int, is_drum: bool, length: int, cap: int) -> int:
+        reached = 0
+        for phase, group in sorted(groups.items()):
+            self._select(channel, program, is_drum)
+            events = ctl + [(n.on, 2, "on", n.pitch, n.velocity) for n in group] \
+                + [(n.off, 0, "off", n.pitch, 0) for n in group]
+            events.sort(key=lambda e: (e[0], e[1]))
+            # this group's synth timeline has its block boundaries at samples == phase (mod 64)
+            pos = phase
+            for sample, _, kind, a, b in events:
+                target = pos + BLOCK * max(0, round((sample - pos) / BLOCK))
+                if kind == "on":
+                    target = sample  # exact by construction: sample == phase (mod 64)
+                if target > pos:
+                    pos = self._advance(out, pos, target - pos, 0)
+                self._apply(channel, kind, a, b)
+            # release tail
+            stop = min(length, cap)
+            while pos < stop and self._synth.get_active_voice_count() > 0:
+                step = min(4096, -(-(stop - pos) // BLOCK) * BLOCK)
+                pos = self._advance(out, pos, step, 0)
+            reached = max(reached, min(pos, length))
+            self._synth.system_reset()
+        return reached
 
 
 _SYNTHS: dict[tuple[str, int], GMSynth] = {}
@@ -291,7 +309,7 @@ _SYNTHS_LOCK = threading.Lock()
 
 
 def get_synth(sample_rate: int, soundfont: str | Path | None = None) -> GMSynth:
-    """A shared :class:`GMSynth` for ``(soundfont, sample_rate)`` (loaded once per process).
+    """A shared :class:`GMSynth` for ``(soundfont, sample_rate)`` (one per process and key).
 
     Raises:
         RenderError: see :class:`GMSynth` and :func:`find_soundfont`.
