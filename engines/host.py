@@ -27,18 +27,21 @@ with output audio as file paths.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
 import traceback
+import types
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -253,7 +256,8 @@ class _Runner:
                 except EngineError as exc:
                     self.send({"type": "error", "job_id": None, "error": exc.to_dict()})
             elif op == "status":
-                self.send({"type": "status", "loaded": [list(k) for k in self.cache], "pid": os.getpid()})
+                self.send({"type": "status", "loaded": [list(k) for k in self.cache], "pid": os.getpid(),
+                           "torch_imported": "torch" in sys.modules, "qt_imported": "PyQt6" in sys.modules})
             elif op == "ping":
                 self.send({"type": "pong"})
             elif op == "shutdown":
@@ -356,7 +360,8 @@ class EngineHost:
             proc = self._ctx.Process(
                 target=host_main, args=(child, self._cancel_event, self.config), name="seed-engine-host", daemon=True
             )
-            proc.start()
+            with _bare_main():
+                proc.start()
             child.close()
             self._proc, self._conn = proc, parent
             self.starts += 1
@@ -442,6 +447,11 @@ class EngineHost:
         self._request({"op": "ping"}, "pong")
         return time.monotonic() - t0
 
+    def status(self) -> dict[str, Any]:
+        """``{"loaded": [[engine, device, dtype], ...], "pid", "torch_imported", "qt_imported"}`` from the host."""
+        m = self._request({"op": "status"}, "status")
+        return {k: m[k] for k in ("loaded", "pid", "torch_imported", "qt_imported")}
+
     def loaded(self) -> list[tuple[str, str, str]]:
         """(engine id, device, dtype) of the engines loaded in the host, LRU first."""
         return [tuple(k) for k in self._request({"op": "status"}, "status")["loaded"]]  # type: ignore[misc]
@@ -525,6 +535,27 @@ class EngineHost:
                     return JobResult.from_dict(m["result"])
                 elif kind == "error" and m.get("job_id") == job_id:
                     raise error_from_dict(m["error"])
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """Hide the studio's ``__main__`` module while spawning the host.
+
+    The spawn start method re-imports the parent's main module in the child; for the
+    desktop app that would import PyQt6 and the whole UI into the engine host. The host's
+    entry point (:func:`host_main`) is importable by name, so the child needs no main.
+    """
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 def _spec_for_pipe(spec: JobSpec, work_dir: str | None) -> dict[str, Any]:

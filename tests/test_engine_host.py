@@ -58,6 +58,13 @@ def test_progress_ordered_to_one_and_files_back(host, mixture, tmp_path):
     assert ("fake", "cpu", "float32") in host.loaded()  # kept loaded for the next job
 
 
+def test_host_imports_neither_torch_nor_qt_for_a_cpu_only_engine(host):
+    host.run("light", slow_generate(seconds=1, delay=0.0))
+    status = host.status()
+    assert status["torch_imported"] is False and status["qt_imported"] is False
+    assert status["pid"] == host.pid
+
+
 def test_oom_is_retried_with_smaller_chunks(host):
     events = []
     r = host.run("oom1", slow_generate(4, 0.0, oom_above_chunk_scale=0.3), events.append)
