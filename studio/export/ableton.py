@@ -100,17 +100,18 @@ class ExportReport:
 
 
 def _unique_names(tracks: list[Track]) -> list[str]:
+    """``"NN Name"`` per track; the name part is unique too (``Drums``, ``Drums 2``)."""
     width = max(2, len(str(len(tracks))))
-    used: set[str] = {MIX_NAME.lower()[:-4]}
+    used: set[str] = {"mix"}
     out = []
     for i, t in enumerate(tracks, 1):
-        base = f"{i:0{width}d} {sanitize_name(t.name)}"
+        base = sanitize_name(t.name)
         name, k = base, 2
         while name.lower() in used:
             name = f"{base} {k}"
             k += 1
         used.add(name.lower())
-        out.append(name)
+        out.append(f"{i:0{width}d} {name}")
     return out
 
 
