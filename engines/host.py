@@ -477,6 +477,7 @@ class EngineHost:
         on_event: Callable[[HostEvent], None] | None = None,
         *,
         work_dir: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> JobResult:
         """Run one job in the host and wait for its result.
 
@@ -484,7 +485,10 @@ class EngineHost:
             job_id: any unique string (echoed in events).
             spec: the job; array inputs are written to ``work_dir`` as float WAV first.
             on_event: receives progress and log events, on the calling thread.
-            work_dir: folder for input/output files; a temp folder if None.
+            work_dir: folder for input/output files; a temp folder if None (the caller
+                owns it and removes it when done with the outputs).
+            cancel: a per-job event; setting it cancels this job like :meth:`cancel`
+                (and, unlike :meth:`cancel`, it can't be missed if set before the job starts).
 
         Returns:
             The :class:`JobResult` with output audio as file paths.
@@ -504,7 +508,8 @@ class EngineHost:
             self._conn.send(msg)
             cancel_at: float | None = None
             while True:
-                if self._cancel_requested.is_set() and cancel_at is None:
+                wants_cancel = self._cancel_requested.is_set() or (cancel is not None and cancel.is_set())
+                if wants_cancel and cancel_at is None:
                     cancel_at = time.monotonic()
                     self._cancel_event.set()
                 if cancel_at is not None and time.monotonic() - cancel_at > self.cancel_grace:

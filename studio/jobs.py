@@ -108,6 +108,10 @@ class Job:
         log: log lines from the engine host.
         submitted, started, finished: ``time.monotonic()`` stamps.
         applied: True once :meth:`JobManager.apply_result` pushed its command.
+        work_dir: the job's temp folder (input WAV, outputs); removed when the job fails,
+            is cancelled, or its result is applied.
+        pool: the media pool outputs are imported into, or None.
+        cancel_event: set by :meth:`JobManager.cancel`.
     """
 
     id: str
@@ -129,6 +133,7 @@ class Job:
     applied: bool = False
     work_dir: str = ""
     pool: Any = None
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 Listener = Callable[[JobEvent], None]
@@ -236,7 +241,8 @@ class JobManager:
         for j in queued:
             self.cancel(j.id)
         for lane in lanes:
-            lane.host.cancel() if lane.current else None
+            if lane.current:
+                self.cancel(lane.current)
             lane.queue.put(None)
         for lane in lanes:
             lane.thread.join(5)
@@ -354,12 +360,9 @@ class JobManager:
             job = self._get(job_id)
             if job.state in FINAL_STATES:
                 return False
+            job.cancel_event.set()  # seen by the host loop, even if the job is just starting
             if job.state == QUEUED:
                 self._finish(job, CANCELLED, error="job cancelled")
-                return True
-            lane = next((ln for ln in self._lanes.values() if ln.current == job_id), None)
-        if lane is not None:
-            lane.host.cancel()
         return True
 
     def status(self, job_id: str) -> Job:
@@ -423,7 +426,7 @@ class JobManager:
                 self._emit(JobEvent(job_id, "log", job.fraction, job.stage, text=m.get("text", "")))
 
         try:
-            result = lane.host.run(job_id, job.spec, on_event, work_dir=job.work_dir)
+            result = lane.host.run(job_id, job.spec, on_event, work_dir=job.work_dir, cancel=job.cancel_event)
             if job.pool is not None:
                 job.media = self._import_outputs(job, result)
         except JobCancelled as exc:
