@@ -185,7 +185,7 @@ class _Runner:
                     spec = spec.replace(chunk_scale=new_scale)
                     attempt_progress = reporter.sub(reporter.fraction, 1.0)
             result = self._finish(result, spec, engine, device, dtype, load_s, t_run, t_start)
-            self.send({"type": "result", "job_id": job_id, "result": result.to_dict()})
+            self.send({"type": "result", "job_id": job_id, "result": _jsonable(result.to_dict())})
         except JobCancelled as exc:
             self.send({"type": "error", "job_id": job_id, "error": exc.to_dict()})
         except EngineError as exc:
@@ -268,6 +268,23 @@ class _Runner:
                         pass
                 self.send({"type": "bye"})
                 return
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` as plain JSON types (numpy scalars/arrays -> numbers/lists), so that results
+    can go into ``project.json`` as provenance without surprises."""
+    import json
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, (set, tuple)):
+            return list(o)
+        return str(o)
+
+    return json.loads(json.dumps(d, default=default))
 
 
 def _takes_dtype(engine: Any) -> bool:
@@ -423,7 +440,7 @@ class EngineHost:
     def _request(self, msg: dict[str, Any], reply: str, timeout: float = 600.0) -> dict[str, Any]:
         with self._lock:
             self.start()
-            self._conn.send(msg)
+            self._send(msg)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if not self._conn.poll(0.05):
@@ -439,6 +456,12 @@ class EngineHost:
                 if m.get("type") == "error":
                     raise error_from_dict(m["error"])
             raise HostCrashed(f"the engine host did not answer {msg.get('op')!r} within {timeout:g} s")
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        try:
+            self._conn.send(msg)
+        except (OSError, EOFError):  # died between start() and now
+            raise HostCrashed(f"the engine host died ({_describe_exit(self._kill())})") from None
 
     def ping(self) -> float:
         """Round-trip time to the host in seconds (starts it if needed)."""
@@ -505,7 +528,7 @@ class EngineHost:
             work = work_dir or tempfile.mkdtemp(prefix="seed-job-")
             msg = {"op": "run", "job_id": job_id, "spec": _spec_for_pipe(spec, work)}
             self._cancel_event.clear()
-            self._conn.send(msg)
+            self._send(msg)
             cancel_at: float | None = None
             while True:
                 wants_cancel = self._cancel_requested.is_set() or (cancel is not None and cancel.is_set())
