@@ -163,3 +163,10 @@ def test_lru_unloads_least_recently_used(monkeypatch):
     assert not engines["fake-a"].loaded and engines["fake"].loaded
     assert engines["fake"].load_count == 1  # loaded once, reused
     assert any("unloaded engine fake-a" in m.get("text", "") for m in runner.conn.sent)
+
+
+def test_results_are_plain_json():
+    from engines.host import _jsonable
+
+    assert _jsonable({"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2), "n": np.int64(3)}) == {
+        "a": 1.5, "b": [0, 1, 2], "c": [1, 2], "n": 3}

@@ -249,3 +249,19 @@ def test_bad_requests_are_clear_errors(manager, session):
     jid = manager.submit(base.GenerateSpec(engine_id="fake", frames=10, sample_rate=8000, params={"noise": 9}))
     job = manager.wait(jid, timeout=30)
     assert job.state == FAILED and "noise" in job.error
+
+
+def test_plain_submit_with_array_input_and_default_device(manager):
+    audio = np.random.default_rng(3).standard_normal((2, 30_000)).astype(np.float32) * 0.1
+    jid = manager.submit(base.AnalyzeSpec(engine_id="fake", audio=audio, sample_rate=48000, params={"noise": 0.0}))
+    job = manager.wait(jid, timeout=60)
+    assert job.state == SUCCEEDED and job.result.data["frames"] == 30_000
+    assert job.result.data["peak"] == pytest.approx(float(np.abs(audio).max()))
+    assert job.result.provenance.input_sha256["audio"]  # hashed from the WAV the host was given
+    with JobManager(default_device="cpu") as m2:
+        jid = m2.submit(base.GenerateSpec(engine_id="fake", frames=800, sample_rate=8000))
+        job = m2.wait(jid, timeout=60)
+        assert job.spec.device == "cpu" and job.result.provenance.device == "cpu"
+        import soundfile as sf
+
+        assert sf.info(job.result.outputs["audio"]).frames == 800
