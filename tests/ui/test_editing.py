@@ -1,0 +1,290 @@
+"""Editing in the real window: clipboard MIDI, paste, Ableton export, piano roll, control
+lanes, split/move/undo, playback without a device, the screenshot command."""
+from __future__ import annotations
+
+import io
+import json
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+from PyQt6.QtCore import QPoint, QPointF, Qt
+from PyQt6.QtGui import QGuiApplication
+
+from studio.model import MidiClip, Note
+
+
+def _midi_track(window, shared):
+    tracks = window.import_files([shared / "midi" / "blupi_music000.mid"])
+    assert tracks
+    track = max(tracks, key=lambda t: len(t.clips[0].notes))
+    return track, track.clips[0]
+
+
+def _notes_from_smf(data: bytes, ppq_out: int = 960) -> list[tuple[int, int, int, int]]:
+    """(pitch, velocity, start, length) in ticks at 960 PPQ from SMF bytes, via mido."""
+    mf = mido.MidiFile(file=io.BytesIO(data))
+    scale = ppq_out / mf.ticks_per_beat
+    out = []
+    for tr in mf.tracks:
+        t = 0
+        on: dict[int, list[tuple[int, int]]] = {}
+        for msg in tr:
+            t += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                on.setdefault(msg.note, []).append((t, msg.velocity))
+            elif msg.type in ("note_off", "note_on") and on.get(msg.note):
+                s, v = on[msg.note].pop(0)
+                out.append((msg.note, v, round(s * scale), round((t - s) * scale)))
+    return sorted(out, key=lambda n: (n[2], n[0], n[3]))
+
+
+def test_copy_midi_clip_reads_back_same_notes(window, shared):
+    track, clip = _midi_track(window, shared)
+    window.canvas.selected_clips = {clip.id}
+    assert window.on_copy()
+    mime = QGuiApplication.clipboard().mimeData()
+    assert mime.hasFormat("audio/midi")
+    data = bytes(mime.data("audio/midi"))
+    assert data[:4] == b"MThd"
+    expected = sorted(((n.pitch, n.velocity, n.start, n.length) for n in clip.notes),
+                      key=lambda n: (n[2], n[0], n[3]))
+    assert _notes_from_smf(data) == expected
+    # a file URL to a temp .mid with the same bytes, for DAWs and file managers
+    urls = [u.toLocalFile() for u in mime.urls()]
+    assert len(urls) == 1 and urls[0].endswith(".mid")
+    with open(urls[0], "rb") as f:
+        assert f.read() == data
+
+    # paste it back at bar 5 on a new MIDI track: same notes, one undo step
+    n_tracks = len(window.doc.project.tracks)
+    window.canvas.selected_track = None
+    proj = window.doc.project
+    window.timeline.set_playhead(proj.tempo_map.tick_to_sample(4 * 3840, proj.sample_rate))
+    window.on_paste()
+    assert len(proj.tracks) == n_tracks + 1 or len(proj.tracks) == n_tracks
+    (pasted_id,) = window.canvas.selected_clips
+    _, pasted, _ = proj.find_clip(pasted_id)
+    assert pasted.start == 4 * 3840
+    assert [(n.pitch, n.start, n.length) for n in pasted.notes] == [(n.pitch, n.start, n.length) for n in clip.notes]
+    window.on_undo()
+    with pytest.raises(KeyError):
+        proj.find_clip(pasted_id)
+
+
+def test_paste_external_midi_bytes(window, shared):
+    from PyQt6.QtCore import QMimeData
+
+    data = (shared / "midi" / "blupi_music001.mid").read_bytes()
+    mime = QMimeData()
+    mime.setData("audio/midi", data)
+    QGuiApplication.clipboard().setMimeData(mime)
+    window.on_paste()
+    proj = window.doc.project
+    midi_tracks = [t for t in proj.tracks if t.kind == "midi"]
+    assert len(midi_tracks) >= 4  # one per part with notes
+    assert all(t.clips[0].start == 0 and t.clips[0].notes for t in midi_tracks)
+
+
+def test_export_ableton_folder(window, shared, tmp_path):
+    mt = shared / "multitrack" / "blupi001"
+    window.import_files([mt / "drums.flac", mt / "bass.flac"])
+    proj = window.doc.project
+    out = window.export_ableton(tmp_path / "Ableton")
+    assert out is not None
+    wavs = sorted((tmp_path / "Ableton").glob("*.wav"))
+    names = [w.name for w in wavs]
+    assert "Mix.wav" in names and len(wavs) == 3
+    infos = [sf.info(str(w)) for w in wavs]
+    assert {i.frames for i in infos} == {proj.length_samples()}
+    assert {i.samplerate for i in infos} == {proj.sample_rate}
+    manifest = json.loads((tmp_path / "Ableton" / "seed-studio-export.json").read_text())
+    assert manifest
+
+
+def test_split_move_trim_fade_undo(window, shared, qtbot):
+    (track,) = window.import_files([shared / "audio" / "lmms_house_loop01.ogg"])
+    proj = window.doc.project
+    clip = track.clips[0]
+    length = clip.length
+    window.canvas.selected_clips = {clip.id}
+    window.timeline.set_playhead(length // 2)
+    window.on_split()
+    assert [c.length for c in track.clips] == [length // 2, length - length // 2]
+    assert track.clips[1].offset == length // 2
+    # move the right part by dragging its title bar, snapped to the grid
+    canvas = window.canvas
+    geom = window.timeline.geom
+    geom.samples_per_px, geom.origin = 441.0, 0.0
+    canvas.relayout()
+    right = track.clips[1]
+    row = canvas.rows[0]
+    x0 = geom.x_of(right.start) + 30
+    y = row.y - canvas.vscroll + 6
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(x0), y))
+    from PyQt6.QtCore import QEvent
+    from PyQt6.QtGui import QMouseEvent
+
+    for dx in (10, 40, 200):
+        canvas.mouseMoveEvent(QMouseEvent(QEvent.Type.MouseMove, QPointF(x0 + dx, y), QPointF(x0 + dx, y),
+                                          Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                                          Qt.KeyboardModifier.NoModifier))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(x0 + 200), y))
+    moved = right.start
+    assert moved > length // 2
+    tm = proj.tempo_map
+    tick = tm.sample_to_tick(moved, proj.sample_rate)
+    assert tm.tick_to_sample(tick, proj.sample_rate) == moved and tick % 240 == 0  # on the grid
+    window.on_undo()
+    assert right.start == length // 2
+    window.on_undo()
+    assert len(track.clips) == 1 and track.clips[0].length == length
+    window.on_redo()
+    assert len(track.clips) == 2
+
+
+def test_piano_roll_add_move_delete_quantize(window, qtbot):
+    from studio import edits
+    from studio.model import Track
+    from ui.piano_roll import quantize_notes
+
+    t = Track(name="Keys", kind="midi")
+    window.doc.push(edits.AddTrack(t))
+    clip = MidiClip(0, 4 * 3840, [Note(60, 100, 10, 470), Note(64, 90, 965, 480)], name="Keys")
+    window.doc.push(edits.AddClip(t.id, clip))
+    pr = window.open_piano_roll(clip.id)
+    qtbot.addWidget(pr)
+    c = pr.canvas
+    c.resize(900, 500)
+    # add: double-click on empty grid at pitch 67, tick 1920
+    x, y = c.x_of(1920) + 2, c.y_of(67) + 3
+    qtbot.mouseDClick(c, Qt.MouseButton.LeftButton, pos=QPoint(int(x), int(y)))
+    assert (67, 1920, 240) in [(n.pitch, n.start, n.length) for n in clip.notes]
+    # quantize: starts to 1/16 (240 ticks)
+    pr.quantize()
+    assert [n.start for n in clip.notes] == [0, 960, 1920]
+    assert quantize_notes([Note(60, 100, 130, 100)], 240, ends=True)[0].length == 240
+    # delete with right-click
+    n0 = clip.notes[0]
+    r = c.note_rect(n0)
+    qtbot.mouseClick(c, Qt.MouseButton.RightButton, pos=QPoint(int(r.center().x()), int(r.center().y())))
+    assert len(clip.notes) == 2 and n0.pitch not in [n.pitch for n in clip.notes if n.start == 0]
+    window.on_undo()
+    assert len(clip.notes) == 3
+    window.on_undo()
+    assert [n.start for n in clip.notes] == [0 + 10, 965, 1920]
+    pr.close()
+
+
+def test_control_lanes_draw_and_fill(window, qtbot, shared):
+    (track,) = window.import_files([shared / "audio" / "lmms_piano01.ogg"])
+    window.canvas.selected_track = track.id
+    window.on_add_control_dynamics()
+    assert "dynamics" in track.control_lanes
+    canvas = window.canvas
+    row = next(r for r in canvas.rows if r.kind == "control")
+    geom = window.timeline.geom
+    geom.samples_per_px, geom.origin = 441.0, 0.0
+    y_top = row.y - canvas.vscroll + 6
+    from PyQt6.QtCore import QEvent
+    from PyQt6.QtGui import QMouseEvent
+
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(20, y_top))
+    for x in range(30, 120, 10):
+        canvas.mouseMoveEvent(QMouseEvent(QEvent.Type.MouseMove, QPointF(x, y_top), QPointF(x, y_top),
+                                          Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                                          Qt.KeyboardModifier.NoModifier))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(110, y_top))
+    pts = track.control_lanes["dynamics"].points
+    assert len(pts) >= 9 and all(-5.0 <= v <= 0.0 for _, v in pts)  # near the top = loud
+    assert [p[0] for p in pts] == sorted(p[0] for p in pts)
+    window.on_undo()
+    assert track.control_lanes["dynamics"].points == []
+
+    from ui.control_fill import fill_lanes
+
+    fill_lanes(window.doc, track.id, f"track:{track.id}")
+    lanes = track.control_lanes
+    assert set(lanes) == {"melody", "dynamics", "rhythm"}
+    mel = [v for _, v in lanes["melody"].points]
+    assert all(v == -1 or 0 <= v <= 11 for v in mel) and any(v >= 0 for v in mel)
+    dyn = np.array([v for _, v in lanes["dynamics"].points])
+    assert dyn.max() > -40 and dyn.min() >= -60
+    assert any(v == 0.5 for _, v in lanes["rhythm"].points)  # onsets found
+    assert [r.kind for r in canvas.rows] == ["track", "control", "control", "control"]
+
+
+def test_playback_without_device_says_so(window):
+    from ui.playback import NO_DEVICE, PlaybackController
+
+    pb = PlaybackController(window)
+    pb.set_document(window.doc)
+    got = []
+    pb.message.connect(got.append)
+
+    def no_device(_sr):
+        raise RuntimeError(NO_DEVICE)
+
+    pb.sink_factory = no_device
+    assert pb.play(0) is False
+    assert got and "No audio output device" in got[0]
+    assert not pb.is_playing
+
+
+def test_playback_renders_same_as_export_and_loops(window, shared, qtbot):
+    from studio import edits
+    from studio.model import Region
+    from studio.render import render_mix
+    from ui.playback import PlaybackController
+
+    window.import_files([shared / "audio" / "lmms_break01.ogg"])
+    proj = window.doc.project
+    blocks = []
+
+    class Sink:
+        def write(self, a):
+            blocks.append(np.array(a))
+
+        def close(self):
+            pass
+
+    pb = PlaybackController(window, sink_factory=lambda sr: Sink())
+    pb.set_document(window.doc)
+    assert pb.play(0)
+    qtbot.waitUntil(lambda: not pb.is_playing, timeout=20000)
+    played = np.concatenate(blocks, axis=1)
+    ref = render_mix(proj, window.doc.pool)
+    assert played.shape == ref.shape
+    assert np.array_equal(played, ref)
+    # loop [1000, 5000): the output wraps back to the loop start
+    window.doc.push(edits.SetLoop(Region("Loop", 1000, 5000)))
+    blocks.clear()
+    assert pb.play(0, loop=True)
+    qtbot.waitUntil(lambda: sum(b.shape[1] for b in blocks) > 12000, timeout=20000)
+    pb.stop()
+    played = np.concatenate(blocks, axis=1)
+    ref = render_mix(proj, window.doc.pool, 1000, 5000)
+    assert np.allclose(played[:, 4000:8000], ref, atol=1e-6)
+
+
+def test_screenshot_command(tmp_path, shared):
+    from studio.cli import main
+    from studio.session import Session
+    from studio.importing import import_files
+
+    s = Session.create(tmp_path / "Shot.seedproj", 44100)
+    import_files(s, [shared / "audio" / "lmms_cello01.ogg", shared / "midi" / "blupi_music000.mid"])
+    s.save()
+    s.close()
+    out = tmp_path / "shot.png"
+    assert main(["screenshot", str(tmp_path / "Shot.seedproj"), str(out), "--size", "1000x600"]) == 0
+    from PyQt6.QtGui import QImage
+
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1000, 600)
+    # dark theme: the mean of a central area is dark but not blank
+    grey = [QColorValue for QColorValue in (img.pixelColor(x, y).value() for x in range(300, 900, 37)
+                                             for y in range(150, 500, 31))]
+    assert 5 < np.mean(grey) < 200 and np.std(grey) > 1
+    assert main(["screenshot", str(tmp_path / "missing.seedproj"), str(out)]) == 1

@@ -1,0 +1,132 @@
+"""The models window: every model record with its engine, licence, size and status;
+download with progress (in a worker thread, reported through queued signals), import from
+a folder, remove. Uses :class:`engines.models.ModelManager`."""
+from __future__ import annotations
+
+import threading
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                             QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+COLUMNS = ["Model", "Engine", "Licence", "Size", "Status", "Source"]
+
+
+class ModelsWindow(QDialog):
+    """List, download, import and remove models. ``table`` rows follow ``records``."""
+
+    _progress = pyqtSignal(str, float)
+    _done = pyqtSignal(str, str)
+
+    def __init__(self, parent=None, *, manager=None):
+        super().__init__(parent)
+        from engines.models import ModelManager
+        from studio.settings import load_settings
+
+        self.manager = manager or ModelManager(setting=load_settings().models_dir)
+        self.setWindowTitle("Models")
+        self.resize(860, 380)
+        lay = QVBoxLayout(self)
+        self.where = QLabel(f"Models folder: {self.manager.root}", self)
+        self.where.setStyleSheet("color:#9aa0a8;")
+        lay.addWidget(self.where)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.table, 1)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.bar.hide()
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.status)
+        row = QHBoxLayout()
+        self.download_btn = QPushButton("Download", self)
+        self.import_btn = QPushButton("Import from Folder…", self)
+        self.remove_btn = QPushButton("Remove", self)
+        for b in (self.download_btn, self.import_btn, self.remove_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.download_btn.clicked.connect(self.download_selected)
+        self.import_btn.clicked.connect(self.import_selected)
+        self.remove_btn.clicked.connect(self.remove_selected)
+        self._progress.connect(self._on_progress)
+        self._done.connect(self._on_done)
+        self.refresh()
+
+    def refresh(self) -> None:
+        from engines.models import human_size
+
+        self.records = self.manager.records
+        self.table.setRowCount(len(self.records))
+        for i, r in enumerate(self.records):
+            try:
+                status = self.manager.status(r)
+            except Exception as exc:
+                status = f"unknown ({exc})"
+            for j, v in enumerate([r.title or r.id, r.engine, r.licence, human_size(r.size) if r.size else "—",
+                                   status, r.source]):
+                self.table.setItem(i, j, QTableWidgetItem(str(v)))
+        self.table.resizeColumnsToContents()
+
+    def _selected(self):
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        return [self.records[i] for i in sorted(rows)]
+
+    def download_selected(self) -> None:
+        recs = [r for r in self._selected() if not r.builtin]
+        if not recs:
+            self.status.setText("Select a model that needs a download.")
+            return
+        rec = recs[0]
+        self.bar.show()
+        self.bar.setValue(0)
+        self.status.setText(f"Downloading {rec.title or rec.id} ({rec.licence})…")
+
+        def work() -> None:
+            try:
+                self.manager.download(rec, progress=lambda done, total=None, *a: self._progress.emit(
+                    rec.id, (done / total) if total else 0.0))
+                self._done.emit(rec.id, "")
+            except Exception as exc:  # shown in plain words
+                self._done.emit(rec.id, str(exc))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _on_progress(self, model_id: str, fraction: float) -> None:
+        self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+
+    def _on_done(self, model_id: str, error: str) -> None:
+        self.bar.hide()
+        self.status.setText(f"Could not download {model_id}: {error}" if error else f"Downloaded {model_id}.")
+        self.refresh()
+
+    def import_selected(self) -> None:
+        recs = self._selected()
+        if not recs:
+            self.status.setText("Select the model to import.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Folder with the files of {recs[0].id}")
+        if folder:
+            self.import_from(recs[0].id, folder)
+
+    def import_from(self, model_id: str, folder: str) -> bool:
+        try:
+            self.manager.import_from(model_id, folder)
+        except Exception as exc:
+            self.status.setText(f"Could not import {model_id}: {exc}")
+            return False
+        self.status.setText(f"Imported {model_id}.")
+        self.refresh()
+        return True
+
+    def remove_selected(self) -> None:
+        for r in self._selected():
+            try:
+                self.manager.remove(r)
+            except Exception as exc:
+                self.status.setText(f"Could not remove {r.id}: {exc}")
+        self.refresh()
