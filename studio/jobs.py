@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engines import base
-from engines.base import EngineError, HostCrashed, JobCancelled, JobResult, JobSpec
+from engines.base import EngineError, JobCancelled, JobResult, JobSpec
 from engines.host import EngineHost, HostConfig
 from studio.errors import StudioError
 
