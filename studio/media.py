@@ -10,8 +10,8 @@ reads clips through ``np.memmap`` with no decoding; the cost is disk space
 (a 16-bit source takes twice its WAV size).
 
 Pipeline of :meth:`MediaPool.import_file`, streamed in blocks so memory stays
-bounded: decode (soundfile / pedalboard.io) -> validate (NaN/Inf, truncation) ->
-optional downmix -> resample (libsoxr VHQ) -> write a temp file in the media folder
+bounded: decode (soundfile / pedalboard.io, in a helper thread a few blocks ahead)
+-> validate (NaN/Inf, truncation) -> optional downmix -> resample (libsoxr VHQ) -> write a temp file in the media folder
 -> fsync -> sha256 -> rename to its content address. The peak cache
 (:mod:`studio.peaks`) is built from the same stream. A bad file raises
 :class:`~studio.errors.AudioFileError` naming it, and leaves the media folder
@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import stat
 import tempfile
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,60 @@ Progress = Callable[[float], None]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BLOCK = 1 << 18
 _MAX_OPEN_MAPS = 256  # each np.memmap holds a file descriptor; least recently used ones are dropped
+
+
+class _Failed:
+    """Carries an exception from the decoding thread to the importing thread."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_END = object()
+
+
+def _prefetched(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """Run ``blocks`` (decoding) in a helper thread, ``depth`` blocks ahead of the consumer.
+
+    libsndfile (through cffi) and libsoxr (python-soxr) release the GIL, so decoding
+    overlaps with resampling, writing and peak building on a second core. Errors in
+    the thread are re-raised in the consumer; closing the generator stops and joins
+    the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if not put(block):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=produce, name="seed-media-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class MediaPool:
@@ -115,15 +170,15 @@ class MediaPool:
             info = reader.info
             out_channels = self._out_channels(info.channels, downmix, path)
             original_sha256 = file_sha256(path)
-
-            def blocks() -> Iterable[np.ndarray]:
-                for block in reader.blocks(_BLOCK):
-                    yield downmix_to_stereo(block, info.sample_rate) if info.channels > 2 else block
-
-            return self._store(
-                blocks(), info.sample_rate, out_channels, info.frames,
-                original_name=path.name, original_sha256=original_sha256, peaks=peaks, progress=progress,
-            )
+            decoded = _prefetched(reader.blocks(_BLOCK))
+            try:
+                blocks = (downmix_to_stereo(b, info.sample_rate) if info.channels > 2 else b for b in decoded)
+                return self._store(
+                    blocks, info.sample_rate, out_channels, info.frames,
+                    original_name=path.name, original_sha256=original_sha256, peaks=peaks, progress=progress,
+                )
+            finally:
+                decoded.close()  # stops and joins the decoding thread before the file closes
 
     def import_array(self, audio: np.ndarray, sample_rate: int, *, name: str, downmix: bool = False,
                      peaks: bool = True) -> MediaItem:
