@@ -228,3 +228,31 @@ def test_open_maps_are_bounded(shared, pool, monkeypatch):
         np.testing.assert_array_equal(pool.read(a), first[0])
         np.testing.assert_array_equal(pool.read(b), first[1])
         assert len(pool._maps) == 1
+
+
+def test_failing_write_cleans_up_and_stops_the_decoder_thread(shared, pool, monkeypatch):
+    import studio.media as media
+
+    real = media.open_wav_writer
+
+    class DiskFull:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, data):
+            self.n += 1
+            if self.n == 2:
+                raise OSError(28, "No space left on device")
+            self.f.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(media, "open_wav_writer", lambda *a, **k: DiskFull(real(*a, **k)))
+    with pytest.raises(OSError, match="No space"):
+        pool.import_file(shared.joinpath(*FLAC))
+    assert list(pool.root.iterdir()) == []
+    assert not any(t.name == "seed-media-decode" for t in threading.enumerate())
