@@ -209,8 +209,12 @@ class MediaPool:
         arr = arr.astype(np.float32, copy=False)
         if arr.shape[1] == 0:
             raise AudioFileError(name, "holds no audio (0 frames)")
-        if int(sample_rate) != sample_rate or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-            raise AudioFileError(name, f"unsupported sample rate {sample_rate} Hz (supported: 8-192 kHz)")
+        try:
+            rate_ok = int(sample_rate) == sample_rate and MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
+        except (TypeError, ValueError):
+            rate_ok = False
+        if not rate_ok:
+            raise AudioFileError(name, f"unsupported sample rate {sample_rate!r} Hz (supported: 8-192 kHz)")
         sample_rate = int(sample_rate)
         check_finite(arr, sample_rate, path=name)
         out_channels = self._out_channels(arr.shape[0], downmix, name)

@@ -149,6 +149,8 @@ def test_import_array_rejects_bad_arrays(pool):
         pool.import_array(np.zeros((2, 0), np.float32), 44100, name="take B")
     with pytest.raises(AudioFileError, match="take C.*sample rate"):
         pool.import_array(np.zeros((2, 10), np.float32), 4000, name="take C")
+    with pytest.raises(AudioFileError, match="take C2.*sample rate"):
+        pool.import_array(np.zeros((2, 10), np.float32), None, name="take C2")
     with pytest.raises(AudioFileError, match="take D.*floating"):
         pool.import_array(np.zeros((2, 10), np.int16), 44100, name="take D")
     assert not pool.root.exists() or list(pool.root.iterdir()) == []
