@@ -229,3 +229,11 @@ MODELS += [
         licence="GPL-3.0-or-later", files=(), notes="DSP fallback, not a neural model; works offline.",
     ),
 ]
+
+# Analysis engines (issue 5): entries and model records live in engines/analysis/registry_entries.py,
+# which imports nothing heavy.
+from engines.analysis.registry_entries import ANALYSIS_ENGINES as _ANALYSIS_ENGINES  # noqa: E402
+from engines.analysis.registry_entries import ANALYSIS_MODELS as _ANALYSIS_MODELS  # noqa: E402
+
+ENGINES.extend(EngineEntry(**_e) for _e in _ANALYSIS_ENGINES)
+MODELS.extend(_ANALYSIS_MODELS)
