@@ -260,11 +260,7 @@ class Renderer:
             src = audio[:2]
             if scale is not None:
                 src = src * scale
-            dest = buf[:, a - start:b - start]
-            if src.shape[0] == 1:
-                dest += src  # dual-mono: broadcast to both channels
-            else:
-                dest += src
+            buf[:, a - start:b - start] += src  # a mono (1, n) source broadcasts: dual-mono
         if midi_windows:
             midi = self._midi_audio(track, midi_windows)
             a, b = max(start, 0), min(end, midi.shape[1])
@@ -335,6 +331,24 @@ class Renderer:
         if master != 1.0:
             mix *= np.float32(master)
         return RenderedBlock(start, mix, stems)
+
+
+def render_block(project: Project, pool: MediaReader, start: int, frames: int,
+                 track_ids: Iterable[str] | None = None, *, renderer: Renderer | None = None) -> RenderedBlock:
+    """One block of the mix and stems: ``[start, start + frames)`` in timeline samples.
+
+    For continuous playback pass the same ``renderer`` (a :class:`Renderer` of this
+    project and pool) for consecutive blocks, so effects keep their state (reverb tails
+    cross block edges) and MIDI renders are reused; without one, a fresh renderer is
+    used and effects start silent.
+
+    Raises:
+        RenderError: see :meth:`Renderer.render_block`.
+    """
+    if renderer is not None:
+        return renderer.render_block(start, frames, track_ids)
+    with Renderer(project, pool) as r:
+        return r.render_block(start, frames, track_ids)
 
 
 def _range(project: Project, start: int, end: int | None) -> tuple[int, int]:

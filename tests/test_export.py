@@ -166,3 +166,18 @@ def test_clipping_is_reported_for_24_bit_only(tmp_path):
 ])
 def test_sanitize_name(raw, clean):
     assert sanitize_name(raw) == clean
+
+
+@needs_gm
+def test_midi_export_follows_the_active_take(tmp_path):
+    p = Project(name="Takes", sample_rate=SR, tempo_map=TempoMap.constant(120.0))
+    own = MidiClip(0, 7680, notes=[Note(60, 100, t, 240) for t in range(0, 7680, 960)])
+    alt = MidiClip(0, 7680, notes=[Note(72, 100, t, 240) for t in range(0, 7680, 960)])
+    take = Take("alt", clips=[alt])
+    a, b = p.tempo_map.tick_to_sample(1920, SR), p.tempo_map.tick_to_sample(3840, SR)
+    group = TakeGroup(a, b, takes=[take], active_take_id=take.id)
+    p.tracks.append(Track("Keys", kind="midi", clips=[own], take_groups=[group]))
+    export_for_ableton(p, None, tmp_path / "t")
+    parts, _ = read_midi(tmp_path / "t" / "01 Keys.mid")
+    notes = sorted((n.start, n.pitch) for n in parts[0].clip.notes)
+    assert notes == [(t, 72 if 1920 <= t < 3840 else 60) for t in range(0, 7680, 960)]

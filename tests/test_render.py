@@ -11,7 +11,7 @@ import pytest
 from studio.errors import RenderError
 from studio.model import AudioClip, Effect, MediaItem, Project, Take, TakeGroup, Track
 from studio.render import (
-    RenderCancelled, Renderer, is_audible, pan_gains, render_mix, render_stems, render_track_raw,
+    RenderCancelled, Renderer, is_audible, pan_gains, render_block, render_mix, render_stems, render_track_raw,
 )
 
 SR = 44100
@@ -319,3 +319,16 @@ def test_progress_reaches_one():
     seen = []
     render_mix(p, pool, progress=lambda f, stage: seen.append(f))
     assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 3
+
+
+def test_module_render_block_with_and_without_a_renderer():
+    p, pool, _ = one_clip_project(noise(2, 5000, seed=11))
+    p.tracks[0].effects = [Effect("Delay", {"delay_seconds": 0.01, "feedback": 0.5, "mix": 0.5})]
+    whole = render_mix(p, pool, 0, 5000)
+    r = Renderer(p, pool)
+    first = render_block(p, pool, 0, 2500, renderer=r)
+    second = render_block(p, pool, 2500, 2500, renderer=r)
+    np.testing.assert_allclose(np.concatenate([first.mix, second.mix], axis=1), whole, atol=1e-5)
+    fresh = render_block(p, pool, 2500, 2500)  # new renderer: the delay line starts empty
+    assert fresh.mix.shape == (2, 2500) and not np.allclose(fresh.mix, second.mix, atol=1e-4)
+    assert list(fresh.stems) == [p.tracks[0].id]

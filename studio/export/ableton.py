@@ -115,6 +115,26 @@ def _unique_names(tracks: list[Track]) -> list[str]:
     return out
 
 
+def _sounding_midi_clips(project: Project, track: Track) -> list[MidiClip]:
+    """The MIDI that plays on ``track`` (active takes instead of the own clips in their range),
+    as clip copies holding only the notes and events whose onsets lie in their window."""
+    sr, tm = project.sample_rate, project.tempo_map
+    out = []
+    for clip, ws, we in project.sounding_clips(track):
+        if not isinstance(clip, MidiClip):
+            continue
+
+        def inside(tick: int) -> bool:
+            return ws <= tm.tick_to_sample(clip.start + tick, sr) < we
+
+        part = clip.clone()
+        part.notes = [n for n in clip.notes if inside(n.start)]
+        part.cc = [c for c in clip.cc if inside(c.tick)]
+        part.pitch_bends = [b for b in clip.pitch_bends if inside(b.tick)]
+        out.append(part)
+    return out
+
+
 def _media_sources(project: Project, track: Track) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for clip in track.all_clips():
@@ -238,8 +258,9 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
             mid = out_dir / f"{n}.mid"
             start_tick = project.tempo_map.sample_to_tick(start, sr)
             end_tick = project.tempo_map.sample_to_tick(end, sr)
-            write_midi(mid, [MidiPart.from_track(t)], project.tempo_map, start_tick=start_tick,
-                       end_tick=end_tick, name=project.name)
+            part = MidiPart(t.name, _sounding_midi_clips(project, t), t.program, t.is_drum)
+            write_midi(mid, [part], project.tempo_map, start_tick=start_tick, end_tick=end_tick,
+                       name=project.name)
             report.entries.append(ExportedFile(mid, "midi", t.id, t.name, t.kind))
     report.entries.append(ExportedFile(mix_writer.path, "mix", None, "Mix", "mix", mix_writer.clipped))
     report.mix = mix_writer.path
