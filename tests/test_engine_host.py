@@ -170,3 +170,17 @@ def test_results_are_plain_json():
 
     assert _jsonable({"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2), "n": np.int64(3)}) == {
         "a": 1.5, "b": [0, 1, 2], "c": [1, 2], "n": 3}
+
+
+def test_memory_pressure_unloads_before_loading(monkeypatch):
+    import engines.devices as devices
+
+    monkeypatch.setattr(registry, "ENGINES", [*registry.ENGINES, registry.EngineEntry(
+        "fake-c", "engines.fake:FakeEngine", base.TASKS)])
+    runner = _Runner(_Conn(), threading.Event(), HostConfig(max_loaded=4, min_free_bytes=1 << 30))
+    spec = base.GenerateSpec(engine_id="fake", frames=100, sample_rate=8000)
+    monkeypatch.setattr(devices, "free_memory", lambda device: 8 << 30)  # plenty
+    first = runner.engine_for(spec)[0]
+    monkeypatch.setattr(devices, "free_memory", lambda device: 100 << 20)  # 100 MB left
+    runner.engine_for(spec.replace(engine_id="fake-c"))
+    assert [k[0] for k in runner.cache] == ["fake-c"] and not first.loaded
