@@ -9,6 +9,7 @@ the window never blocks and the project is never touched from another thread.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal, pyqtSlot
@@ -42,6 +43,7 @@ class JobsBridge(QObject):
     job_finished = pyqtSignal(str, str, str)
     result_applied = pyqtSignal(str)
     _event = pyqtSignal(object)
+    _mapped = pyqtSignal(str, str, str)
 
     def __init__(self, manager=None, parent=None, *, auto_apply: bool = True):
         super().__init__(parent)
@@ -56,7 +58,13 @@ class JobsBridge(QObject):
         self.states: dict[str, str] = {}
         self.messages: dict[str, str] = {}
         self.analysis: dict[str, dict] = {}
+        self._real: dict[str, str] = {}
+        self._ui: dict[str, str] = {}
+        self._early: dict[str, list] = {}
+        self._cancel_asked: set[str] = set()
+        self._niced: set[int] = set()
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+        self._mapped.connect(self._on_mapped, Qt.ConnectionType.QueuedConnection)
         manager.add_listener(self._listener)
 
     # -- worker thread side: nothing but a queued signal ------------------------------
@@ -66,7 +74,11 @@ class JobsBridge(QObject):
     # -- UI thread ---------------------------------------------------------------------
     def submit(self, doc, task: str, engine_id: str, params: dict, target, *, seed: int = 0,
                context: int = 0, **spec_fields) -> str:
-        """Render the target's audio and queue ``task`` on ``engine_id``. Returns the job id.
+        """Queue ``task`` on ``engine_id`` for the target's audio. Returns the job's id at once.
+
+        The input is rendered in a worker thread from a snapshot of the target track (so the
+        window never blocks, and later edits don't change a job already asked for); the
+        job then enters the manager's queue. The returned id is the one every signal uses.
 
         Args:
             doc: the :class:`ui.document.Document`.
@@ -74,10 +86,17 @@ class JobsBridge(QObject):
             spec_fields: extra fields of the task's JobSpec (``stems``, ``prompt``...).
 
         Raises:
-            JobError, EngineError: bad target or spec (shown to the musician by the caller).
+            EngineError: unknown engine or task. JobError: MIDI track, empty track.
+            KeyError: the target track doesn't exist.
         """
+        import copy
+        import threading
+        import uuid
+
         from engines.base import spec_class
         from engines.registry import get_entry
+        from studio.jobs import JobError
+        from studio.model import Project
 
         entry = get_entry(engine_id)
         if task in ("generate", "inpaint") and target.start is not None and target.end is not None:
@@ -86,32 +105,78 @@ class JobsBridge(QObject):
             context = 0
         spec = spec_class(task)(engine_id=engine_id, model_id=entry.models[0] if entry.models else None,
                                 params=dict(params), seed=int(seed), **spec_fields)
-        track = doc.project.track(target.track_id)
+        proj = doc.project
+        track = proj.track(target.track_id)
+        if track.kind != "audio":
+            raise JobError(f"track '{track.name}' is a MIDI track; engines take audio tracks")
+        # a small snapshot: the target track, the media table and the tempo map
+        snap = Project(name=proj.name, sample_rate=proj.sample_rate, tempo_map=copy.deepcopy(proj.tempo_map),
+                       tracks=[copy.deepcopy(track)], media=dict(proj.media), id=proj.id)
         title = f"{task.replace('_', ' ').capitalize()} · {entry.title or engine_id} · {track.name}"
-        job_id = self.manager.submit_for_project(doc.project, doc.pool, spec, track_id=target.track_id,
-                                                 start=target.start, end=target.end, context=context,
-                                                 label=f"{entry.title or engine_id}: {track.name}")
-        self._docs[job_id] = doc
-        self.states[job_id] = "queued"
-        self.job_added.emit(job_id, title)
-        return job_id
+        uid = "ui-" + uuid.uuid4().hex[:10]
+        self._docs[uid] = doc
+        self.states[uid] = "queued"
+        self.job_added.emit(uid, title)
+        label = f"{entry.title or engine_id}: {track.name}"
+
+        def render_and_queue() -> None:
+            try:
+                real = self.manager.submit_for_project(snap, doc.pool, spec, track_id=target.track_id,
+                                                       start=target.start, end=target.end, context=context,
+                                                       label=label)
+            except Exception as exc:  # shown as a failed job, in plain words
+                self._mapped.emit(uid, "", str(exc))
+                return
+            self._mapped.emit(uid, real, "")
+
+        self.job_progress.emit(uid, 0.0, "preparing input", -1.0)
+        threading.Thread(target=render_and_queue, name=f"job-input-{uid}", daemon=True).start()
+        return uid
+
+    @pyqtSlot(str, str, str)
+    def _on_mapped(self, uid: str, real: str, error: str) -> None:
+        if not real:
+            self._finish(uid, "failed", plain_error(f"the job's input could not be prepared: {error}",
+                                                    "check the track's audio and try again"))
+            return
+        self._real[uid] = real
+        self._ui[real] = uid
+        if uid in self._cancel_asked:
+            self.manager.cancel(real)
+        for ev in self._early.pop(real, []):
+            self._on_event(ev)
 
     def cancel(self, job_id: str) -> bool:
         """Ask the job to stop (the host is killed if it doesn't within its grace time)."""
+        real = self._real.get(job_id)
+        if real is None:
+            if self.states.get(job_id) in ("queued", "running"):
+                self._cancel_asked.add(job_id)
+                return True
+            return False
         try:
-            return bool(self.manager.cancel(job_id))
+            return bool(self.manager.cancel(real))
         except Exception as exc:
             log.info("cancel %s: %s", job_id, exc)
             return False
 
+    def job(self, job_id: str):
+        """The manager's :class:`studio.jobs.Job` snapshot for a UI job id, or None."""
+        real = self._real.get(job_id)
+        return self.manager.status(real) if real else None
+
     @pyqtSlot(object)
     def _on_event(self, ev) -> None:
-        jid = ev.job_id
+        jid = self._ui.get(ev.job_id)
+        if jid is None:  # an event of a job whose id mapping is still in the queue
+            self._early.setdefault(ev.job_id, []).append(ev)
+            return
         if ev.kind == "progress":
             self.states[jid] = "running"
             self.job_progress.emit(jid, float(ev.fraction), ev.stage or "", -1.0 if ev.eta is None else float(ev.eta))
         elif ev.kind == "started":
             self.states[jid] = "running"
+            self._lower_host_priority(self._real[jid])
             self.job_progress.emit(jid, 0.0, "starting", -1.0)
         elif ev.kind == "failed":
             self._finish(jid, "failed", plain_error(ev.text, ev.hint))
@@ -141,30 +206,43 @@ class JobsBridge(QObject):
         doc = self._docs.get(job_id)
         if doc is None:
             return "Finished."
-        job = self.manager.status(job_id)
+        real = self._real[job_id]
+        job = self.manager.status(real)
         if job.spec.task == ANALYZE:
-            return self._apply_analysis(doc, job)
-        cmd = self.manager.apply_result(job_id, doc.undo_stack, doc.pool)
+            return self._apply_analysis(doc, job, job_id)
+        cmd = self.manager.apply_result(real, doc.undo_stack, doc.pool)
         self.result_applied.emit(job_id)
         if cmd is None:
             return "Finished (nothing to add)."
         return f"Added to the project: {job.label} (undo with Ctrl+Z)."
 
-    def _apply_analysis(self, doc, job) -> str:
+    def _apply_analysis(self, doc, job, job_id: str) -> str:
         """Set the project grid from an analysis result (tempo and meter)."""
         from studio import edits
         from studio.timebase import TempoMap
 
         data = dict(job.result.data if job.result else {})
-        self.analysis[job.id] = data
+        self.analysis[job_id] = data
         bpm = data.get("bpm", data.get("tempo"))
         if not bpm:
             return "Analysis finished (no tempo found)."
         num = int(data.get("numerator", doc.project.tempo_map.signatures[0].numerator))
         den = int(data.get("denominator", doc.project.tempo_map.signatures[0].denominator))
         doc.push(edits.SetTempoMap(TempoMap.constant(float(bpm), num, den)))
-        self.result_applied.emit(job.id)
+        self.result_applied.emit(job_id)
         return f"Grid set to {float(bpm):.1f} BPM, {num}/{den} (undo with Ctrl+Z)."
+
+    def _lower_host_priority(self, real_id: str) -> None:
+        """Run the engine host at a lower CPU priority than the UI (nice +5), so that a busy
+        machine keeps the window responsive. Best effort; POSIX only."""
+        try:
+            job = self.manager.status(real_id)
+            pid = self.manager.host(job.spec.device).pid
+            if pid and hasattr(os, "setpriority") and pid not in self._niced:
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))
+                self._niced.add(pid)
+        except (OSError, AttributeError, KeyError, Exception):
+            pass
 
     def shutdown(self) -> None:
         """Stop the manager's hosts and threads."""

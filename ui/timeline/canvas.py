@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QLineF, QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
 from PyQt6.QtWidgets import QMenu, QWidget
 
@@ -97,6 +97,8 @@ class ArrangeCanvas(QWidget):
         self.waves = WaveformTiles(self._peaks_of, self.cache)
         self.notes = NoteTiles(self.cache)
         self.paint_count = 0
+        self._grid_key = None
+        self._grid: tuple[list[int], list[int]] = ([], [])
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -114,8 +116,7 @@ class ArrangeCanvas(QWidget):
         self.relayout()
 
     def model_changed(self) -> None:
-        """Recompute rows and note previews after an edit; drop stale selections."""
-        self.notes.invalidate()
+        """Recompute rows after an edit (note tiles follow clip signatures); drop stale selections."""
         if self.doc is None:
             self.relayout()
             return
@@ -207,10 +208,10 @@ class ArrangeCanvas(QWidget):
         if self.doc is None:
             return
         vis_rows = [r for r in self.rows if r.y + r.h > self.vscroll and r.y < self.vscroll + h]
-        for i, row in enumerate(vis_rows):
+        for row in vis_rows:
             y = row.y - self.vscroll
             if row.kind == "track":
-                bg = theme.LANE_A if self.rows.index(row) % 2 == 0 else theme.LANE_B
+                bg = theme.LANE_A if (row.y // max(1, self.track_h)) % 2 == 0 else theme.LANE_B
                 if row.track.id == self.selected_track:
                     bg = bg.lighter(112)
             elif row.kind == "take":
@@ -237,15 +238,28 @@ class ArrangeCanvas(QWidget):
     def _paint_grid(self, p: QPainter, w: int, h: int) -> None:
         proj = self.doc.project
         tm, sr = proj.tempo_map, proj.sample_rate
-        step = grid_step_ticks(tm, sr, self.geom.samples_per_px, 14.0)
-        t0 = tm.sample_to_tick(self.geom.sample_at(0), sr)
-        t1 = tm.sample_to_tick(self.geom.sample_at(w), sr) + step
-        bar_ticks = tm.signatures[0].ticks_per_bar
-        for tick in tm.grid_ticks(max(0, t0 - step), t1, step):
-            x = int(self.geom.x_of(tm.tick_to_sample(tick, sr)))
-            _, beat, in_beat = tm.bar_beat_at(tick)
-            is_bar = beat == 0 and in_beat == 0
-            p.fillRect(x, 0, 1, h, theme.GRID_BAR if is_bar or step >= bar_ticks else theme.GRID_BEAT)
+        key = (self.geom.origin, self.geom.samples_per_px, w, id(tm), len(tm.tempos), len(tm.signatures))
+        if self._grid_key != key:
+            step = grid_step_ticks(tm, sr, self.geom.samples_per_px, 14.0)
+            t0 = tm.sample_to_tick(self.geom.sample_at(0), sr)
+            t1 = tm.sample_to_tick(self.geom.sample_at(w), sr) + step
+            bar_ticks = tm.signatures[0].ticks_per_bar
+            bars, beats = [], []
+            simple = len(tm.signatures) == 1
+            for tick in tm.grid_ticks(max(0, t0 - step), t1, step):
+                x = int(self.geom.x_of(tm.tick_to_sample(tick, sr)))
+                if simple:
+                    is_bar = tick % bar_ticks == 0
+                else:
+                    _, beat, in_beat = tm.bar_beat_at(tick)
+                    is_bar = beat == 0 and in_beat == 0
+                (bars if is_bar or step >= bar_ticks else beats).append(x)
+            self._grid_key, self._grid = key, (bars, beats)
+        bars, beats = self._grid
+        for xs, colour in ((beats, theme.GRID_BEAT), (bars, theme.GRID_BAR)):
+            if xs:
+                p.setPen(QPen(colour, 1))
+                p.drawLines([QLineF(x + 0.5, 0, x + 0.5, h) for x in xs])
 
     def _paint_clips(self, p: QPainter, row: Row, w: int) -> None:
         proj = self.doc.project
@@ -304,11 +318,8 @@ class ArrangeCanvas(QWidget):
 
     def _paint_clip(self, p: QPainter, clip, span, r: QRectF, colour: QColor, dim: bool, w: int) -> None:
         selected = clip.id in self.selected_clips
-        body = QColor(colour)
-        body.setAlpha(70 if dim else 120)
         vis = r.intersected(QRectF(-4, r.top(), w + 8, r.height()))
-        p.fillRect(vis, QColor(28, 29, 32))
-        p.fillRect(vis, body)
+        p.fillRect(vis, _blend(colour, 0.27 if dim else 0.47))
         title = QColor(colour).darker(115) if not dim else QColor(colour).darker(260)
         p.fillRect(QRectF(vis.left(), r.top(), vis.width(), CLIP_TITLE_H), title)
         content = QRectF(r.left(), r.top() + CLIP_TITLE_H, r.width(), r.height() - CLIP_TITLE_H)
@@ -324,9 +335,16 @@ class ArrangeCanvas(QWidget):
             name = clip.name or ("MIDI" if isinstance(clip, MidiClip) else "Audio")
             p.drawText(QRectF(max(r.left(), 0) + 4, r.top(), min(r.width(), w) - 6, CLIP_TITLE_H),
                        Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
-        p.setPen(QPen(QColor("#ffffff") if selected else QColor(0, 0, 0, 120), 1.5 if selected else 1))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRect(QRectF(r.left() + 0.5, r.top() + 0.5, r.width() - 1, r.height() - 1))
+        # outline from fills of the visible part only (a stroked rect of a clip that runs far
+        # off-screen is slow to rasterise)
+        edge = QColor("#ffffff") if selected else QColor(0, 0, 0, 120)
+        t = 2.0 if selected else 1.0
+        p.fillRect(QRectF(vis.left(), r.top(), vis.width(), t), edge)
+        p.fillRect(QRectF(vis.left(), r.bottom() - t, vis.width(), t), edge)
+        if r.left() >= vis.left():
+            p.fillRect(QRectF(r.left(), r.top(), t, r.height()), edge)
+        if r.right() <= vis.right():
+            p.fillRect(QRectF(r.right() - t, r.top(), t, r.height()), edge)
 
     def _paint_wave(self, p: QPainter, clip: AudioClip, content: QRectF, fg: QColor, w: int) -> None:
         item = self.doc.project.media.get(clip.media_id)
@@ -716,6 +734,19 @@ def _merge_points(old: list, new: list) -> list:
     for p in new:
         merged[int(p[0])] = float(p[1])
     return [[s, v] for s, v in sorted(merged.items())]
+
+
+_BLEND: dict[tuple[int, float], QColor] = {}
+
+
+def _blend(colour: QColor, alpha: float) -> QColor:
+    """``colour`` at ``alpha`` over the clip backdrop, as one opaque colour (one fill, not two)."""
+    key = (colour.rgb(), alpha)
+    c = _BLEND.get(key)
+    if c is None:
+        base = (28, 29, 32)
+        c = _BLEND[key] = QColor(*(int(b + (v - b) * alpha) for b, v in zip(base, (colour.red(), colour.green(), colour.blue()))))
+    return c
 
 
 _FONT: QFont | None = None

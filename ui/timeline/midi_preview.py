@@ -30,30 +30,44 @@ def note_spans(clip: MidiClip, tempo_map: TempoMap, sample_rate: int) -> np.ndar
 
 
 class NoteTiles:
-    """Cached note-preview pixmaps of MIDI clips; call :meth:`invalidate` after edits."""
+    """Cached note-preview pixmaps of MIDI clips.
+
+    Tiles and note positions are keyed by a clip's *signature*: its id, the identity and
+    length of its notes list, its start and length, and the tempo map's identity. Edits
+    replace these (``SetNotes`` installs a new list, ``SetTempoMap`` a new map), so an
+    edit of one clip re-renders only that clip's tiles.
+    """
 
     def __init__(self, cache: TileCache):
         self.cache = cache
-        self._spans: dict[str, np.ndarray] = {}
+        self._spans: dict[tuple, np.ndarray] = {}
         self.version = 0
 
+    @staticmethod
+    def signature(clip: MidiClip, tempo_map: TempoMap) -> tuple:
+        return (clip.id, id(clip.notes), len(clip.notes), clip.start, clip.length, id(tempo_map))
+
     def invalidate(self) -> None:
-        """Forget note positions (the model changed)."""
+        """Forget every clip's tiles (e.g. a new document)."""
         self._spans.clear()
         self.version += 1
         self.cache.clear(lambda k: isinstance(k, tuple) and k[0] == "notes")
 
     def spans(self, clip: MidiClip, tempo_map: TempoMap, sample_rate: int) -> np.ndarray:
-        s = self._spans.get(clip.id)
+        sig = self.signature(clip, tempo_map)
+        s = self._spans.get(sig)
         if s is None:
-            s = self._spans[clip.id] = note_spans(clip, tempo_map, sample_rate)
+            if len(self._spans) > 4096:
+                self._spans.clear()
+            s = self._spans[sig] = note_spans(clip, tempo_map, sample_rate)
         return s
 
     def tile(self, clip: MidiClip, tempo_map: TempoMap, sample_rate: int, samples_per_px: float,
              index: int, width: int, height: int, note_rgba: np.ndarray) -> QPixmap | None:
         """Tile ``index`` of the clip (clip-relative samples ``[index*TILE_PX*spp, ...)``)."""
         spp = float(samples_per_px)
-        key = ("notes", clip.id, self.version, spp, index, width, height, note_rgba.tobytes())
+        key = ("notes", self.signature(clip, tempo_map), self.version, spp, index, width, height,
+               note_rgba.tobytes())
 
         def make() -> QPixmap | None:
             spans = self.spans(clip, tempo_map, sample_rate)
@@ -68,7 +82,7 @@ class NoteTiles:
                 for a, b, p, v in zip(x0[vis], x1[vis], spans[vis, 2], spans[vis, 3]):
                     xa, xb = int(max(0, a)), int(min(width, max(a + 1, b)))
                     y = int(1 + (hi_p - p) / (rng + 1) * (height - 2))
-                    yb = min(height, y + max(1, int(row_h)))
+                    yb = min(height, y + max(2, int(row_h)))
                     colour = note_rgba.copy()
                     colour[3] = int(140 + 115 * min(1.0, v / 127.0))
                     img[y:yb, xa:max(xa + 1, xb)] = colour

@@ -1,0 +1,174 @@
+"""UI speed on a 32-track x 5-minute project (offscreen Qt).
+
+Prints, with baselines measured in the same run:
+
+* first paint: seconds from the loaded project to the first finished paint of the arrange
+  view (target <= 1 s); baseline: loading the project itself.
+* full-width repaint: median ms of ``canvas.repaint()`` at zoom levels from 8 samples/px
+  to the whole song, with warm tile caches (target <= 16 ms), the same while scrolling
+  a page per repaint (new tiles every time), and the baseline of drawing with the pixmap
+  cache emptied before every repaint (what the cache saves).
+* event-loop stall: the longest gap between ticks of a 5 ms QTimer while a separation
+  job (offline DSP engine in the engine host process) runs on one 5-minute track
+  (target <= 50 ms); baseline: the same timer with no job.
+
+Usage::
+
+    python benchmarks/ui_speed.py [--tracks 32] [--seconds 300] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _pump(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+
+
+def measure_stall(app, seconds: float, until=None) -> tuple[float, int]:
+    """Longest gap (ms) between 5 ms timer ticks over ``seconds`` (or until ``until()``)."""
+    from PyQt6.QtCore import QTimer
+
+    stamps: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end and not (until and until()):
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return (max(gaps) * 1000 if gaps else float("nan")), len(stamps)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tracks", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=300.0)
+    ap.add_argument("--keep", help="folder to build (or reuse) the project in")
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+
+    from ui.demo import build_synthetic_project
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ui-speed-"))
+    root.mkdir(parents=True, exist_ok=True)
+    bundle = root / f"Bench{args.tracks}x{int(args.seconds)}.seedproj"
+    if not (bundle / "project.json").exists():
+        t = time.perf_counter()
+        build_synthetic_project(bundle, tracks=args.tracks, seconds=args.seconds).close()
+        print(f"built {args.tracks} tracks x {args.seconds:.0f} s in {time.perf_counter() - t:.1f} s")
+
+    from PyQt6.QtWidgets import QApplication
+
+    from ui.document import Document
+    from ui.main_window import MainWindow, new_app
+    from ui.qt_bridge import JobsBridge
+
+    app = new_app()
+    print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} (others may be working)")
+
+    # ---- first paint ----------------------------------------------------------------------
+    t0 = time.perf_counter()
+    doc = Document.open(bundle)
+    t_load = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    win = MainWindow(None, ask=False)
+    win.resize(1600, 950)
+    win.set_document(doc)
+    win.show()
+    canvas = win.canvas
+    while canvas.paint_count == 0 and time.perf_counter() - t1 < 30:
+        app.processEvents()
+    t_first = time.perf_counter() - t1
+    print(f"project load (baseline): {t_load * 1000:.0f} ms")
+    print(f"first paint after load:  {t_first * 1000:.0f} ms   (target <= 1000 ms)  "
+          f"ratio to load {t_first / t_load:.2f}x")
+    _pump(app, 0.3)
+
+    # ---- repaint at zoom levels -----------------------------------------------------------
+    geom = win.timeline.geom
+    sr = doc.project.sample_rate
+    total = doc.project.length_samples()
+    width = canvas.width()
+    print(f"canvas {width}x{canvas.height()} px, {len(canvas.rows)} rows, "
+          f"{sum(1 for r in canvas.rows if r.y < canvas.height())} visible")
+    zooms = [8, 64, 512, 4096, total / width]
+    worst_warm = 0.0
+    for spp in zooms:
+        geom.samples_per_px = float(spp)
+        geom.origin = max(0.0, total / 2 - width * spp / 2) if spp < total / width else 0.0
+        canvas.repaint()  # fill the tiles
+        warm = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            canvas.repaint()
+            warm.append((time.perf_counter() - t) * 1000)
+        scroll = []
+        if spp < total / width:
+            for k in range(args.repeats):
+                geom.origin = min(total - width * spp, geom.origin + width * spp * 0.5)
+                t = time.perf_counter()
+                canvas.repaint()
+                scroll.append((time.perf_counter() - t) * 1000)
+        cold = []
+        for _ in range(max(3, args.repeats // 3)):
+            canvas.cache.clear()
+            canvas.notes.invalidate()
+            t = time.perf_counter()
+            canvas.repaint()
+            cold.append((time.perf_counter() - t) * 1000)
+        mw, mc = statistics.median(warm), statistics.median(cold)
+        worst_warm = max(worst_warm, mw)
+        sc = f"scrolling {statistics.median(scroll):6.2f} ms" if scroll else "scrolling    n/a   "
+        label = "whole song" if spp == zooms[-1] else f"{spp:>6.0f} spp"
+        print(f"repaint {label} ({spp / sr * width:7.1f} s shown): warm median {mw:6.2f} ms, {sc}, "
+              f"no-cache baseline {mc:7.2f} ms -> cache speed-up {mc / max(mw, 1e-6):5.1f}x")
+    print(f"worst warm full-width repaint median: {worst_warm:.2f} ms   (target <= 16 ms)")
+
+    # ---- event-loop stall during a separation job ------------------------------------------
+    idle, ticks = measure_stall(app, 2.0)
+    print(f"event-loop max gap, idle (baseline): {idle:6.1f} ms over {ticks} ticks")
+    from studio.jobs import JobManager
+
+    manager = JobManager(default_device="cpu")
+    bridge = JobsBridge(manager, parent=win)
+    win._jobs = bridge
+    win.jobs_panel.set_bridge(bridge)
+    track = next(t for t in doc.project.tracks if t.kind == "audio")
+    from ui.job_target import JobTarget
+
+    manager.host("cpu").start()  # start the host process first, as the app does when idle
+    t = time.perf_counter()
+    jid = bridge.submit(doc, "separate", "dsp-separation", {}, JobTarget(track.id))
+    t_submit = time.perf_counter() - t
+    stall, ticks = measure_stall(app, 600.0, until=lambda: bridge.states.get(jid) in ("done", "failed", "cancelled"))
+    t_job = time.perf_counter() - t
+    print(f"submit (renders the 5-min input on the UI thread): {t_submit * 1000:.0f} ms")
+    print(f"separation job: {bridge.states.get(jid)} in {t_job:.1f} s; "
+          f"{bridge.messages.get(jid, '')}")
+    print(f"event-loop max gap while it ran (result applied included): {stall:6.1f} ms over {ticks} ticks "
+          f"(target <= 50 ms), ratio to idle {stall / max(idle, 1e-6):.1f}x")
+    manager.shutdown()
+    win._jobs = None
+    win.close()
+    doc.close()
+    QApplication.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
