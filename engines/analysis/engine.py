@@ -141,7 +141,8 @@ class MusicAnalysisEngine(EngineBase):
         beat_model: an already-built Beat This! model (tests, or a caller that loaded it);
             None = load ``beat-this-final0`` through the model manager when needed.
 
-    Data keys: ``bpm``, ``beat_count``, ``time_signature`` ([num, den]), ``beats``
+    Data keys: ``bpm``, ``beat_count``, ``time_signature`` ([num, den]; also as ``numerator``
+    and ``denominator``), ``beats``
     (:meth:`BeatGrid.to_dict` with positions relative to the output start), ``key``
     (``KeyEstimate.to_dict()``), ``beat_tracker`` ("beat_this" or "dsp").
     ``spec.features`` may restrict to ``["beats"]`` or ``["key"]``.
@@ -215,7 +216,8 @@ class MusicAnalysisEngine(EngineBase):
                 sample_rate=sr, bpm=grid.bpm, numerator=grid.numerator, denominator=grid.denominator,
                 method=grid.method, extra=grid.extra)
             data.update({"bpm": round(float(grid.bpm), 3), "beat_count": int(shifted.beats.size),
-                         "time_signature": [grid.numerator, grid.denominator], "beats": shifted.to_dict(),
+                         "time_signature": [grid.numerator, grid.denominator], "numerator": grid.numerator,
+                         "denominator": grid.denominator, "beats": shifted.to_dict(),
                          "beat_tracker": grid.method})
         if "key" in features:
             progress(0.8, "estimating key")
