@@ -157,8 +157,9 @@ class _Runner:
             self.send({"type": "log", "job_id": job_id, "text": text})
 
         try:
-            spec = JobSpec.from_dict(spec_dict)
             reporter = ProgressReporter(sink, log_sink)
+            reporter(0.0, "starting")  # immediate feedback, before any engine work
+            spec = JobSpec.from_dict(spec_dict)
             cancel = CancelToken(self.cancel_event)
             engine, device, dtype, load_s = self.engine_for(spec)
             attempt_progress = reporter
