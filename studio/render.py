@@ -15,7 +15,9 @@ Signal flow of one track (Tracktion Engine's Edit -> track -> clip graph, flatte
   N starts at sample N: nothing in the path adds latency (plug-ins with latency are not
   allowed, see :mod:`studio.effects`).
 * **MIDI clips** are rendered through the General MIDI synth (:mod:`studio.synth`,
-  FluidSynth), on channel 10 when ``track.is_drum``, with ``track.program``.
+  FluidSynth), on channel 10 when ``track.is_drum``, with ``track.program``, in
+  30-second segments cached per renderer (a note that starts in an earlier segment is
+  re-rendered from its onset, so its sound continues across the segment edge).
 * **Pan law**: constant-power sine/cosine balance normalised to 0 dB at centre:
   ``L = min(1, sqrt2 cos((p + 1) pi / 4))``, ``R = min(1, sqrt2 sin((p + 1) pi / 4))``;
   centre is unity on both sides, hard left is (1, 0), and the near side never goes
@@ -34,8 +36,10 @@ Audio: float32 ``(2, frames)`` at ``project.sample_rate``; times in samples.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import os
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -48,6 +52,12 @@ from studio.model import AudioClip, MediaItem, MidiClip, Project, Track
 
 BLOCK_FRAMES = 1 << 17
 """Frames per block of an offline render (about 3 s at 44.1 kHz)."""
+
+MIDI_SEGMENT_S = 30.0
+"""MIDI tracks are synthesised in segments of this many seconds (notes that start earlier
+are rendered from their onset, so segments join seamlessly)."""
+MIDI_SEGMENTS_KEPT = 3
+"""Rendered MIDI segments kept per track (memory stays bounded for long songs)."""
 
 Progress = Callable[[float, str], Any]
 
@@ -203,19 +213,74 @@ class Renderer:
             cached = self._chains[track.id] = (sig, board)
         return cached[1]
 
-    def _midi_audio(self, track: Track, windows: list[tuple[Any, int, int]]) -> np.ndarray:
+    def _midi_entry(self, track: Track, windows: list[tuple[Any, int, int]]) -> dict[str, Any]:
+        """Events of a MIDI track (cached until its clips, program or tempo map change)."""
         tm = self.project.tempo_map
         sig = (tuple((id(c), c.start, c.length, len(c.notes), len(c.cc), len(c.pitch_bends), ws, we)
                      for c, ws, we in windows),
                track.program, track.is_drum, repr(tm.to_dict()), self.project.sample_rate, self.soundfont)
-        cached = self._midi.get(track.id)
-        if cached is None or cached[0] != sig:
-            from studio.synth import render_midi_windows
+        entry = self._midi.get(track.id)
+        if entry is None or entry["sig"] != sig:
+            from studio.synth import midi_events
 
-            audio = render_midi_windows(windows, tm, self.project.sample_rate, program=track.program,
-                                        is_drum=track.is_drum, soundfont=self.soundfont)
-            cached = self._midi[track.id] = (sig, audio)
-        return cached[1]
+            notes, controls = midi_events(windows, tm, self.project.sample_rate)
+            notes.sort(key=lambda n: n.on)
+            entry = self._midi[track.id] = {"sig": sig, "windows": windows, "notes": notes,
+                                            "ons": [n.on for n in notes], "controls": controls,
+                                            "segments": OrderedDict(), "whole": None}
+        return entry
+
+    def _midi_segment(self, track: Track, entry: dict[str, Any], k: int) -> np.ndarray | None:
+        """Timeline samples ``[k * L, (k + 1) * L)`` of a MIDI track (L = MIDI_SEGMENT_S)."""
+        segs: OrderedDict = entry["segments"]
+        if k in segs:
+            segs.move_to_end(k)
+            return segs[k]
+        from studio.synth import MAX_TAIL_S, get_synth
+
+        sr = self.project.sample_rate
+        seg_len = int(MIDI_SEGMENT_S * sr)
+        s0, s1 = k * seg_len, (k + 1) * seg_len
+        tail = int(MAX_TAIL_S * sr)
+        upto = bisect.bisect_left(entry["ons"], s1)
+        notes = [n for n in entry["notes"][:upto] if n.off + tail > s0]
+        audio = None
+        if notes:
+            controls = [c for c in entry["controls"] if c.sample < s1]
+            audio = get_synth(sr, self.soundfont).render(
+                notes, controls, program=track.program, is_drum=track.is_drum, start=s0, frames=seg_len)
+        segs[k] = audio
+        while len(segs) > MIDI_SEGMENTS_KEPT:
+            segs.popitem(last=False)
+        return audio
+
+    def _add_midi(self, buf: np.ndarray, track: Track, windows: list[tuple[Any, int, int]], start: int) -> None:
+        """Add the GM rendering of a track's sounding MIDI clips to ``buf`` (timeline from ``start``)."""
+        entry = self._midi_entry(track, windows)
+        if not entry["notes"]:
+            return
+        sr = self.project.sample_rate
+        end = start + buf.shape[1]
+        if sr > 96000:  # FluidSynth's limit: render whole at half rate and resample (rare)
+            if entry["whole"] is None:
+                from studio.synth import render_midi_windows
+
+                entry["whole"] = render_midi_windows(windows, self.project.tempo_map, sr, program=track.program,
+                                                     is_drum=track.is_drum, soundfont=self.soundfont)
+            whole = entry["whole"]
+            a, b = max(start, 0), min(end, whole.shape[1])
+            if b > a:
+                buf[:, a - start:b - start] += whole[:, a:b]
+            return
+        seg_len = int(MIDI_SEGMENT_S * sr)
+        first = max(start, 0) // seg_len
+        for k in range(first, -(-end // seg_len)):
+            audio = self._midi_segment(track, entry, k)
+            if audio is None:
+                continue
+            a, b = max(start, k * seg_len), min(end, (k + 1) * seg_len)
+            if b > a:
+                buf[:, a - start:b - start] += audio[:, a - k * seg_len:b - k * seg_len]
 
     def _media(self, track: Track, clip: AudioClip) -> MediaItem:
         item = self.project.media.get(clip.media_id)
@@ -262,10 +327,7 @@ class Renderer:
                 src = src * scale
             buf[:, a - start:b - start] += src  # a mono (1, n) source broadcasts: dual-mono
         if midi_windows:
-            midi = self._midi_audio(track, midi_windows)
-            a, b = max(start, 0), min(end, midi.shape[1])
-            if b > a:
-                buf[:, a - start:b - start] += midi[:, a:b]
+            self._add_midi(buf, track, midi_windows, start)
         return buf
 
     def track_stem(self, track: Track, start: int, frames: int) -> np.ndarray:
@@ -306,11 +368,6 @@ class Renderer:
             except KeyError as exc:
                 raise RenderError(f"unknown track id: {exc.args[0]}") from None
         audible = [t for t in tracks if is_audible(project, t)]
-        # MIDI renders are cached per track and use one shared synth: do them serially first
-        for t in audible:
-            if any(isinstance(c, MidiClip) for c, _, _ in project.sounding_clips(t)):
-                self._midi_audio(t, [(c, ws, we) for c, ws, we in project.sounding_clips(t)
-                                     if isinstance(c, MidiClip)])
         if self.threads > 1 and len(audible) > 1:
             if self._pool_exec is None:
                 self._pool_exec = ThreadPoolExecutor(self.threads, thread_name_prefix="render")

@@ -240,26 +240,31 @@ class GMSynth:
 
     # -- public ----------------------------------------------------------------------
     def render(self, notes: Sequence[NoteEvent], controls: Sequence[ControlEvent], *,
-               program: int = 0, is_drum: bool = False, frames: int | None = None) -> np.ndarray:
+               program: int = 0, is_drum: bool = False, start: int = 0, frames: int | None = None
+               ) -> np.ndarray:
         """Synthesise notes and controls on one GM channel.
 
         Args:
-            notes: note events in output samples.
-            controls: CC and pitch-bend events in output samples.
+            notes: note events in timeline samples.
+            controls: CC and pitch-bend events in timeline samples (all of them, also
+                those before ``start``: they set the channel state).
             program: GM program 0..127 (drum kit number when ``is_drum``).
             is_drum: play on channel 10 with the percussion bank (128).
+            start: timeline sample of the first output frame. Notes that start before
+                it are rendered from their onset, so their sound continues seamlessly.
             frames: output length; None = up to the end of the release tail
                 (until every voice is silent, at most :data:`MAX_TAIL_S` after the last event).
 
         Returns:
-            ``(2, frames)`` float32 at :attr:`sample_rate`, sample 0 = timeline sample 0.
+            ``(2, frames)`` float32 at :attr:`sample_rate` for timeline samples
+            ``[start, start + frames)``.
         """
         channel = DRUM_CHANNEL if is_drum else 0
         program = int(min(127, max(0, program)))
         notes = [n for n in notes if n.velocity > 0 and n.off > n.on]
         last = max([n.off for n in notes] + [c.sample for c in controls] + [0])
         cap = last + int(MAX_TAIL_S * self.sample_rate)
-        length = cap if frames is None else int(frames)
+        length = max(0, cap - start) if frames is None else int(frames)
         out = np.zeros((2, max(length, 0)), dtype=np.float32)
         if not notes or length <= 0:
             return out[:, :0] if frames is None else out
@@ -270,16 +275,20 @@ class GMSynth:
         with self._lock:
             self._open()
             try:
-                reached = self._render_groups(out, groups, ctl, channel, program, is_drum, length, cap)
+                reached = self._render_groups(out, start, groups, ctl, channel, program, is_drum, cap)
             finally:
                 self._close()
         if frames is None:
             return np.ascontiguousarray(out[:, :reached])
         return out
 
-    def _render_groups(self, out: np.ndarray, groups: dict[int, list[NoteEvent]], ctl: list, channel: int,
-                       program: int, is_drum: bool, length: int, cap: int) -> int:
-        reached = 0
+    def _render_groups(self, out: np.ndarray, start: int, groups: dict[int, list[NoteEvent]], ctl: list,
+                       channel: int, program: int, is_drum: bool, cap: int) -> int:
+        """Render each onset-phase group into ``out`` (timeline ``[start, start + len)``);
+        returns the number of output frames reached."""
+        out_end = start + out.shape[1]
+        stop = min(out_end, cap)
+        reached = start
         for phase, group in sorted(groups.items()):
             self._select(channel, program, is_drum)
             events = ctl + [(n.on, 2, "on", n.pitch, n.velocity) for n in group] \
@@ -291,17 +300,29 @@ class GMSynth:
                 target = pos + BLOCK * max(0, round((sample - pos) / BLOCK))
                 if kind == "on":
                     target = sample  # exact by construction: sample == phase (mod 64)
+                if target >= out_end:
+                    break  # later events can't be heard in the output
                 if target > pos:
-                    pos = self._advance(out, pos, target - pos, 0)
+                    pos = self._advance(out, pos, target - pos, start)
                 self._apply(channel, kind, a, b)
-            # release tail
-            stop = min(length, cap)
+            # release tail (or up to the output end)
             while pos < stop and self._synth.get_active_voice_count() > 0:
                 step = min(4096, -(-(stop - pos) // BLOCK) * BLOCK)
-                pos = self._advance(out, pos, step, 0)
-            reached = max(reached, min(pos, length))
-            self._synth.system_reset()
-        return reached
+                pos = self._advance(out, pos, step, start)
+            reached = max(reached, min(pos, out_end))
+            self._silence()
+        return reached - start
+
+    def _silence(self) -> None:
+        """Kill every voice and let FluidSynth retire them, rendering into a scratch buffer:
+        a killed voice keeps sounding until the synth renders again, and must not leak
+        into the next group's output."""
+        self._synth.system_reset()
+        buf = self._buf
+        for _ in range(1 + int(MAX_TAIL_S * self.sample_rate) // BLOCK):
+            self._write(self._synth.synth, BLOCK, buf[0].ctypes.data, 0, 1, buf[1].ctypes.data, 0, 1)
+            if self._synth.get_active_voice_count() == 0:
+                break
 
 
 _SYNTHS: dict[tuple[str, int], GMSynth] = {}
