@@ -29,7 +29,17 @@ def _step(name: str) -> None:
         _crash_hook(name)
 
 
-def fsync_dir(folder: Path) -> None:
+def _default_file_mode() -> int:
+    """0o666 minus the process umask: the mode ``open()`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_DEFAULT_MODE = _default_file_mode()  # read once at import (os.umask is process-wide)
+
+
+def fsync_dir(folder: str | Path) -> None:
     """fsync a directory so that a rename in it is durable (no-op where unsupported)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -37,6 +47,44 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
+    """Atomic write for libraries that write by file name (soundfile, numpy, mido).
+
+    Yields a temporary path in the same folder as ``path``; write it completely inside
+    the ``with`` block. On normal exit the temp file is fsynced, chmod-ed to ``mode``
+    (default: what ``open()`` would give, 0o666 minus the umask), renamed over
+    ``path``, and the folder is fsynced. On error the temp file is removed and
+    ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -47,16 +95,17 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator:
     Raises OSError from the file system.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    tmp = _temp_beside(path)
     ok = False
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             _step("opened")
             yield f
             f.flush()
             _step("flushed")
             os.fsync(f.fileno())
             _step("synced")
+        os.chmod(tmp, _DEFAULT_MODE)
         os.replace(tmp, path)
         ok = True
         _step("renamed")

@@ -19,11 +19,8 @@ NaN/Inf samples.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from studio.atomic import atomic_output
 from studio.errors import AudioFileError
 
 __all__ = [
@@ -500,64 +498,6 @@ class StreamResampler:
 
 
 # ----------------------------------------------------------------------------- writing
-def _default_file_mode() -> int:
-    """0o666 minus the process umask: the mode ``open()`` would give a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_DEFAULT_MODE = _default_file_mode()  # read once at import (os.umask is process-wide)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
-    """Context manager for an atomic file write: temp file, fsync, ``os.replace``.
-
-    Yields a temporary path in the same folder as ``path``; write it completely inside
-    the ``with`` block. On normal exit the temp file is fsynced, chmod-ed to ``mode``
-    (default: what ``open()`` would give, 0o666 minus the umask), renamed over
-    ``path``, and the folder is fsynced. On error the temp file is removed and
-    ``path`` is untouched.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: str | Path) -> None:
-    """fsync a folder so a rename inside it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 _FORMAT_BY_SUFFIX = {".wav": "WAV", ".wave": "WAV", ".rf64": "RF64", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 
 

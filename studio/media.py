@@ -41,10 +41,10 @@ from studio.audio_io import (
     check_finite,
     downmix_to_stereo,
     file_sha256,
-    fsync_dir,
     open_wav_writer,
     resampled_length,
 )
+from studio.atomic import fsync_dir
 from studio.errors import AudioFileError
 from studio.model import MediaItem
 from studio.peaks import PeakBuilder, PeakCache
