@@ -4,13 +4,13 @@
 ``demucs.apply.BagOfModels`` or anything with the same interface) over audio of any
 sample rate and length:
 
-1. the mixture is normalised like ``demucs.api`` (mono reference mean/std), converted to
+1. the mixture is scaled by the std of its mono reference (as ``demucs.api``), converted to
    the model's channel count and resampled to the model rate with soxr (VHQ);
 2. it is cut into chunks planned by :mod:`engines.separation.overlap_add`, run in batches
    (on GPU with autocast and pinned, overlapped host transfers), and cross-faded into a
    CPU buffer, or a disk buffer (``numpy.memmap``) for long files, so the device only
    ever holds one batch;
-3. each stem is resampled back to the input rate and cut to exactly the input's frame
+3. each stem is scaled back, resampled back to the input rate and cut to exactly the input's frame
    count (soxr is linear-phase with its delay compensated: no offset, no drift);
 4. stem selection adds a complement (``instrumental = mixture - vocals``) and the
    residual-consistent mode makes the stems sum exactly to the mixture.
@@ -384,10 +384,13 @@ def separate(
     if opts.shifts < 0:
         raise InvalidJob(f"shifts must be >= 0, got {opts.shifts}")
 
-    # 1. normalise (as demucs.api), convert channels, resample to the model rate
+    # 1. scale to unit variance (demucs.api divides by the std of the mono reference; we
+    #    do not subtract its mean: HT-Demucs removes each chunk's mean itself, and keeping
+    #    it makes a linear model's stems sum back to the input exactly), convert channels,
+    #    resample to the model rate
     ref = mix_in.mean(axis=0, dtype=np.float64)
-    mean, std = float(ref.mean()), float(ref.std()) + 1e-8
-    x = (mix_in - np.float32(mean)) / np.float32(std)
+    std = float(ref.std()) + 1e-8
+    x = mix_in / np.float32(std)
     if in_channels != model_channels:
         x = np.repeat(x[:1], model_channels, axis=0) if in_channels == 1 else x.mean(axis=0, keepdims=True)
     model_frames = int(round(frames * model_sr / sample_rate))
@@ -444,9 +447,8 @@ def separate(
 
     # 3. back to the input's rate, channels and length, undoing the normalisation
     stems: dict[str, np.ndarray] = {}
-    mean_share = np.float32(mean / len(sources))
     for i, k in enumerate(needed):
-        y = acc[i] * np.float32(std) + mean_share
+        y = acc[i] * np.float32(std)
         y = resample_exact(y, model_sr, sample_rate, frames)
         if in_channels != y.shape[0]:
             y = y.mean(axis=0, keepdims=True) if in_channels == 1 else np.repeat(y, in_channels, axis=0)

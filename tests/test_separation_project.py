@@ -1,0 +1,121 @@
+"""Separation in the project: stem tracks grouped under the source, undo, null tests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("torch")
+pytest.importorskip("demucs")
+
+from engines.registry import get_engine_class  # noqa: E402
+from engines.separation.identity import identity_model  # noqa: E402
+from studio.importing import import_audio  # noqa: E402
+from studio.render import render_mix, render_track_raw  # noqa: E402
+from studio.separation_ops import SeparationError, separate_track  # noqa: E402
+from studio.session import Session  # noqa: E402
+
+WEIGHTS = [0.1, 0.2, 0.3, 0.4]
+OFFSET = 12_345  # the source clip does not start at 0
+
+
+@pytest.fixture(scope="module")
+def excerpt(shared, tmp_path_factory):
+    """3 s of the real multitrack mixture (44.1 kHz) as a float WAV."""
+    audio, sr = sf.read(str(shared / "multitrack" / "blupi001" / "mixture.flac"), dtype="float32")
+    path = tmp_path_factory.mktemp("src") / "mixture.wav"
+    sf.write(str(path), audio[sr * 3: sr * 6], sr, subtype="FLOAT")
+    return path
+
+
+def _session(tmp_path, excerpt, sample_rate):
+    session = Session.create(tmp_path / "Song.seedproj", sample_rate=sample_rate)
+    (track,) = import_audio(session, [excerpt], start=OFFSET)
+    return session, track
+
+
+def _identity_engine(**params):
+    engine = get_engine_class("htdemucs")()
+    engine.use_model("htdemucs", identity_model(weights=WEIGHTS, samplerate=44100, segment=0.7))
+    engine.load("cpu")
+    return engine
+
+
+def test_null_test_stems_render_to_the_source_mix(tmp_path, excerpt):
+    session, source = _session(tmp_path, excerpt, 44100)
+    project, pool = session.project, session.pool
+    before = render_mix(project, pool)
+    stems = separate_track(session, source.id, engine=_identity_engine())
+    assert [t.name for t in stems] == [f"{source.name} {n}" for n in ("drums", "bass", "other", "vocals")]
+    assert all(t.parent_id == source.id and t.kind == "audio" for t in stems)
+    assert project.track(source.id).mute
+    assert [t.id for t in project.tracks] == [source.id] + [t.id for t in stems]
+    after = render_mix(project, pool)
+    assert after.shape == before.shape
+    assert np.abs(after - before).max() < 1e-6  # nulls against the source
+    src = render_track_raw(project, pool, source.id)
+    for track, w in zip(stems, WEIGHTS):
+        (group,) = track.take_groups
+        (take,) = group.takes
+        (clip,) = take.clips
+        assert (group.start, clip.start, clip.length) == (OFFSET, OFFSET, src.shape[1] - OFFSET)
+        assert take.provenance["licence"] == "MIT" and take.provenance["stem"] in track.name
+        stem = render_track_raw(project, pool, track.id, 0, src.shape[1])
+        assert np.abs(stem - w * src).max() < 1e-4  # aligned: no offset, same length
+
+
+def test_one_undo_removes_everything_and_redo_restores(tmp_path, excerpt):
+    session, source = _session(tmp_path, excerpt, 44100)
+    project = session.project
+    n_tracks, n_media = len(project.tracks), len(project.media)
+    separate_track(session, source.id, engine=_identity_engine(), stems=["vocals"])
+    assert [t.name.split()[-1] for t in project.tracks[1:]] == ["vocals", "instrumental"]
+    assert len(project.media) == n_media + 2
+    assert session.undo_stack.undo()
+    assert len(project.tracks) == n_tracks and len(project.media) == n_media
+    assert not project.track(source.id).mute
+    assert session.undo_stack.redo()
+    assert len(project.tracks) == n_tracks + 2 and project.track(source.id).mute
+
+
+def test_region_at_48k_is_aligned_and_residual_nulls(tmp_path, excerpt):
+    """A 44.1 kHz file in a 48 kHz project, a region of it, a 44.1 kHz model: the stems
+    come back at 48 kHz, exactly over the region, and (residual mode) null exactly."""
+    session, source = _session(tmp_path, excerpt, 48000)
+    project, pool = session.project, session.pool
+    start, end = OFFSET + 30_000, OFFSET + 30_000 + 48_000 + 7
+    before = render_mix(project, pool, start, end)
+    stems = separate_track(session, source.id, engine=_identity_engine(), start=start, end=end,
+                           params={"residual": True})
+    for t in stems:
+        clip = t.take_groups[0].takes[0].clips[0]
+        assert (clip.start, clip.length) == (start, end - start)
+        assert pool.read(project.media[clip.media_id]).shape[1] == end - start
+    assert np.abs(render_mix(project, pool, start, end) - before).max() < 1e-6
+    # outside the region only the muted source exists: silence
+    assert np.abs(render_mix(project, pool, OFFSET, start)).max() == 0.0
+    # the vocals stem is 0.4 x the source, through the 48k -> 44.1k -> 48k round trip
+    vocals = render_track_raw(project, pool, stems[3].id, start, end)
+    err = vocals - 0.4 * before
+    assert 10 * np.log10(np.sum(err**2) / np.sum((0.4 * before) ** 2)) < -60
+
+
+def test_dsp_fallback_in_project_records_its_provenance(tmp_path, excerpt):
+    session, source = _session(tmp_path, excerpt, 44100)
+    stems = separate_track(session, source.id, engine_id="dsp-separation", stems=["drums"])
+    assert [t.name.split()[-1] for t in stems] == ["drums", "no_drums"]
+    prov = stems[0].take_groups[0].takes[0].provenance
+    assert prov["extra"]["fallback"] == "dsp" and prov["engine_id"] == "dsp-separation"
+    before = render_track_raw(session.project, session.pool, source.id)
+    assert np.abs(render_mix(session.project, session.pool) - before).max() < 1e-5
+
+
+def test_bad_track_and_range_raise_clear_errors(tmp_path, excerpt):
+    session, source = _session(tmp_path, excerpt, 44100)
+    with pytest.raises(SeparationError, match="no track"):
+        separate_track(session, "nope", engine=_identity_engine())
+    with pytest.raises(SeparationError, match="empty"):
+        separate_track(session, source.id, engine=_identity_engine(), start=5000, end=5000)
+    with pytest.raises(SeparationError, match="kazoo"):
+        separate_track(session, source.id, engine=_identity_engine(), stems=["kazoo"])
+    assert len(session.project.tracks) == 1 and not session.project.track(source.id).mute
