@@ -300,10 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from engines.base import EngineError
+
     try:
         return int(args.func(args) or 0)
-    except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (StudioError, EngineError) as exc:
+        hint = getattr(exc, "hint", "")
+        print(f"error: {exc}" + (f"\n  {hint}" if hint and hint not in str(exc) else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

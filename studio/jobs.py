@@ -524,7 +524,7 @@ class JobManager:
             if task == base.SEPARATE:
                 parent = target.track_id if target else None
                 tracks = [Track(name=f"{stem}", kind="audio", parent_id=parent,
-                                clips=[clip_for(item, start, stem)])
+                                clips=[clip_for(item, start, stem)], provenance={**prov, "stem": stem})
                           for stem, item in job.media.items()]
                 undo_stack.push(edits.AddTracks(tracks, label=f"Add stems: {label}"))
                 if parent is not None:
@@ -542,7 +542,7 @@ class JobManager:
                 end = target.end if target else start + max((int(n["start"]) + int(n["length"]) for n in notes_s), default=sr)
                 length = max(1, tm.sample_to_tick(end, sr) - t0)
                 track = Track(name=f"{label} (MIDI)", kind="midi", parent_id=target.track_id if target else None,
-                              clips=[MidiClip(start=int(t0), length=int(length), notes=notes, name=label)])
+                              provenance=prov, clips=[MidiClip(start=int(t0), length=int(length), notes=notes, name=label)])
                 undo_stack.push(edits.AddTracks([track], label=f"Add MIDI: {label}"))
             elif job.media:
                 if target is not None and target.track_id is not None:
@@ -557,7 +557,7 @@ class JobManager:
                     undo_stack.push(edits.AddTake(target.track_id, at, at + item.frames, take, activate=True))
                 else:
                     tracks = [Track(name=f"{label} {n}" if len(job.media) > 1 else label, kind="audio",
-                                    clips=[clip_for(item, start, n)]) for n, item in job.media.items()]
+                                    provenance=prov, clips=[clip_for(item, start, n)]) for n, item in job.media.items()]
                     undo_stack.push(edits.AddTracks(tracks, label=f"Add: {label}"))
             cmd = macro
         if cmd is None or not cmd.commands:

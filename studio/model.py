@@ -371,6 +371,8 @@ class Track(_Serial):
         parent_id: the track this one is grouped under (stems under their source).
         program: General MIDI program 0..127 (MIDI tracks).
         is_drum: play on MIDI channel 10 (GM percussion).
+        provenance: for a track made by an engine (stems, transcriptions): engine, model,
+            licence, seed, parameters, input hashes; empty for tracks a musician made.
     """
 
     name: str
@@ -387,6 +389,7 @@ class Track(_Serial):
     parent_id: str | None = None
     program: int = 0
     is_drum: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
 
     def all_clips(self) -> Iterator[Clip]:
@@ -415,7 +418,8 @@ class Track(_Serial):
             take_groups=[TakeGroup.from_dict(g) for g in d.get("take_groups", [])],
             control_lanes={str(k): ControlLane.from_dict(v) for k, v in d.get("control_lanes", {}).items()},
             parent_id=d.get("parent_id"), program=int(d.get("program", 0)),
-            is_drum=bool(d.get("is_drum", False)), id=str(d["id"]),
+            is_drum=bool(d.get("is_drum", False)), provenance=dict(d.get("provenance", {})),
+            id=str(d["id"]),
         )
 
 
