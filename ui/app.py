@@ -62,6 +62,10 @@ def screenshot(project: str | Path, out: str | Path, *, size: tuple[int, int] = 
             if canvas.selected_take:
                 break
     win.timeline.zoom_to_fit()
+    win.canvas.repaint()
+    win.canvas.peaks_loader.wait_idle(20.0)
+    win.canvas.tile_budget_s = None  # draw every tile now
+    win.canvas.repaint()
     deadline = time.monotonic() + 0.5
     while time.monotonic() < deadline:
         QApplication.processEvents()

@@ -47,6 +47,8 @@ class JobsBridge(QObject):
 
     def __init__(self, manager=None, parent=None, *, auto_apply: bool = True):
         super().__init__(parent)
+        import engines.registry  # noqa: F401 - import now, not on the first submit (UI stall)
+
         if manager is None:
             from studio.jobs import JobManager
             from studio.settings import load_settings
@@ -250,3 +252,65 @@ class JobsBridge(QObject):
             self.manager.remove_listener(self._listener)
         finally:
             self.manager.shutdown()
+
+
+class PeaksLoader(QObject):
+    """Loads peak caches off the UI thread; ``loaded(media_id)`` arrives on the UI thread.
+
+    The first query of a :class:`studio.peaks.PeakCache` reads its levels from disk (or
+    builds them), which can take tens of milliseconds per file; the timeline asks this
+    loader instead and draws a flat line until the peaks are in.
+    """
+
+    loaded = pyqtSignal(str)
+    _done = pyqtSignal(str, bool)
+
+    def __init__(self, parent=None, workers: int = 2):
+        super().__init__(parent)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peaks")
+        self.ready: set[str] = set()
+        self.failed: set[str] = set()
+        self._pending: set[str] = set()
+        self._done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
+
+    def request(self, media_id: str, load) -> None:
+        """Run ``load()`` (which warms the peak cache of ``media_id``) in a worker thread once."""
+        if media_id in self.ready or media_id in self._pending or media_id in self.failed:
+            return
+        self._pending.add(media_id)
+
+        def work() -> None:
+            try:
+                load()
+                ok = True
+            except Exception as exc:  # the display path never throws; retried on the next document
+                log.debug("peaks of %s: %s", media_id, exc)
+                ok = False
+            self._done.emit(media_id, ok)
+
+        self._pool.submit(work)
+
+    @pyqtSlot(str, bool)
+    def _on_done(self, media_id: str, ok: bool) -> None:
+        self._pending.discard(media_id)
+        (self.ready if ok else self.failed).add(media_id)
+        self.loaded.emit(media_id)
+
+    def reset(self) -> None:
+        self.ready.clear()
+        self.failed.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no load is pending (tests, screenshots). Processes Qt events."""
+        import time
+
+        from PyQt6.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout
+        while self._pending and time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        QApplication.processEvents()
+        return not self._pending

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PyQt6.QtCore import QLineF, QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
 from PyQt6.QtWidgets import QMenu, QWidget
 
@@ -94,9 +95,14 @@ class ArrangeCanvas(QWidget):
         self.loop: tuple[int, int] | None = None
         self._drag: _Drag | None = None
         self.cache = TileCache()
-        self.waves = WaveformTiles(self._peaks_of, self.cache)
+        from ui.qt_bridge import PeaksLoader
+
+        self.peaks_loader = PeaksLoader(self)
+        self.peaks_loader.loaded.connect(lambda _m: self.update())
+        self.waves = WaveformTiles(self._peaks_of, self.cache, self.peaks_loader)
         self.notes = NoteTiles(self.cache)
         self.paint_count = 0
+        self.tile_budget_s: float | None = 0.008  # new tiles per paint, then placeholders
         self._grid_key = None
         self._grid: tuple[list[int], list[int]] = ([], [])
         self.setMouseTracking(True)
@@ -109,6 +115,7 @@ class ArrangeCanvas(QWidget):
     def set_document(self, doc) -> None:
         self.doc = doc
         self.cache.clear()
+        self.peaks_loader.reset()
         self.notes.invalidate()
         self.selection = TimeSelection()
         self.selected_clips.clear()
@@ -195,12 +202,18 @@ class ArrangeCanvas(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.paint_count += 1
         painter = QPainter(self)
+        cache = self.cache
+        cache.deferred = 0
+        cache.deadline = None if self.tile_budget_s is None else time.perf_counter() + self.tile_budget_s
         try:
             self._paint(painter)
         except Exception:  # the display path never throws
             log.exception("arrange paint failed")
         finally:
             painter.end()
+            cache.deadline = None
+        if cache.deferred:  # finish the missing tiles in the next event-loop turns
+            QTimer.singleShot(1, self.update)
 
     def _paint(self, p: QPainter) -> None:
         w, h = self.width(), self.height()

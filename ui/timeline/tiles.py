@@ -6,6 +6,7 @@ blit pixmaps, and a tile is rendered once per zoom level.
 """
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Callable, Hashable
 
@@ -43,6 +44,8 @@ class TileCache:
         self._pixels = 0
         self.hits = 0
         self.misses = 0
+        self.deadline: float | None = None  # perf_counter time after which misses are deferred
+        self.deferred = 0
 
     def get(self, key: Hashable, make: Callable[[], QPixmap | None]) -> QPixmap | None:
         pm = self._items.get(key)
@@ -51,6 +54,9 @@ class TileCache:
             self.hits += 1
             return pm
         self.misses += 1
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            self.deferred += 1  # out of this paint's time budget: the caller draws a placeholder
+            return None
         pm = make()
         if pm is None:
             return None

@@ -55,9 +55,10 @@ class WaveformTiles:
         cache: the shared :class:`TileCache`.
     """
 
-    def __init__(self, peaks_of, cache: TileCache):
+    def __init__(self, peaks_of, cache: TileCache, loader=None):
         self.peaks_of = peaks_of
         self.cache = cache
+        self.loader = loader  # ui.qt_bridge.PeaksLoader: first loads happen off the UI thread
 
     def tile(self, media_id: str, frames: int, samples_per_px: float, index: int, height: int,
              peak_rgba: np.ndarray, rms_rgba: np.ndarray, gain: float = 1.0) -> QPixmap | None:
@@ -65,6 +66,11 @@ class WaveformTiles:
         spp = float(samples_per_px)
         key = ("wave", media_id, spp, index, height, peak_rgba.tobytes(), rms_rgba.tobytes(),
                round(gain, 4))
+
+        if self.loader is not None and media_id not in self.loader.ready:
+            if media_id not in self.loader.failed:
+                self.loader.request(media_id, lambda: self._warm(media_id))
+            return None
 
         def make() -> QPixmap | None:
             f0 = int(index * TILE_PX * spp)
@@ -84,3 +90,9 @@ class WaveformTiles:
                                                   np.asarray(rms), height, peak_rgba, rms_rgba, gain))
 
         return self.cache.get(key, make)
+
+    def _warm(self, media_id: str) -> None:
+        peaks = self.peaks_of(media_id)
+        if peaks is None:
+            raise LookupError(f"no media {media_id}")
+        peaks.query(0, 1, 1)
