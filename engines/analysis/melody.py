@@ -199,8 +199,9 @@ def f0_to_notes(track: F0Track, *, min_note_seconds: float = 0.06, median_frames
     min_frames = max(1, int(round(min_note_seconds / HOP_SECONDS)))
     merged: list[list[int]] = []
     for r in runs:
-        if r[2] >= 0 and r[1] - r[0] < min_frames and merged and merged[-1][2] >= 0 and merged[-1][1] == r[0]:
-            merged[-1][1] = r[1]  # a short glitch continues the previous note
+        joinable = merged and merged[-1][2] >= 0 and r[2] >= 0 and merged[-1][1] == r[0]
+        if joinable and (r[1] - r[0] < min_frames or r[2] == merged[-1][2]):
+            merged[-1][1] = r[1]  # a short glitch (and the same pitch after it) continues the previous note
         else:
             merged.append(r)
     hop_samples = HOP_SECONDS * track.sample_rate
