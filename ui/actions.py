@@ -62,7 +62,7 @@ TOOLBAR = ["new", "open", "save", None, "undo", "redo", None, "play", "loop", "t
 
 
 TOOLBAR_TEXT = {"new": "New", "open": "Open", "save": "Save", "play": "▶ Play", "loop": "⟳ Loop",
-                "to_start": "⏮", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
+                "to_start": "|◀", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
                 "separate": "Separate", "transcribe": "Transcribe", "analyze": "Analyze"}
 
 

@@ -36,7 +36,7 @@ def make_window(project: str | Path | None = None, *, ask: bool = True, size: tu
     return win
 
 
-def screenshot(project: str | Path, out: str | Path, *, size: tuple[int, int] = (1600, 950),
+def screenshot(project: str | Path, out: str | Path, *, size: tuple[int, int] = (1600, 1000),
                select_take: bool = True) -> Path:
     """Render the main window with ``project`` into a PNG at ``out`` (offscreen works).
 
@@ -62,6 +62,8 @@ def screenshot(project: str | Path, out: str | Path, *, size: tuple[int, int] = 
             if canvas.selected_take:
                 break
     win.timeline.zoom_to_fit()
+    QApplication.processEvents()
+    win.timeline.fit_height(min_track_h=34)
     win.canvas.repaint()
     win.canvas.peaks_loader.wait_idle(20.0)
     win.canvas.tile_budget_s = None  # draw every tile now

@@ -3,7 +3,7 @@
 This module imports no Qt at module level (``studio.cli`` imports it to build its
 parser); Qt is imported inside the handlers.
 
-* ``seed-studio screenshot PROJECT OUT.png [--size 1600x950]``: render the main window
+* ``seed-studio screenshot PROJECT OUT.png [--size 1600x1000]``: render the main window
   with the project offscreen and exit.
 * :func:`open_app`: what ``seed-studio`` and ``seed-studio PROJECT`` run.
 """
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("screenshot", help="render the main window with a project into a PNG (offscreen)")
     p.add_argument("project", help="a .seedproj bundle")
     p.add_argument("out", help="PNG file to write")
-    p.add_argument("--size", default="1600x950", help="window size WIDTHxHEIGHT in pixels (default 1600x950)")
+    p.add_argument("--size", default="1600x1000", help="window size WIDTHxHEIGHT in pixels (default 1600x1000)")
     p.set_defaults(func=cmd_screenshot)
 
 
@@ -28,7 +28,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in text.lower().split("x"))
     except ValueError:
-        raise StudioError(f"--size '{text}': expected WIDTHxHEIGHT, e.g. 1600x950") from None
+        raise StudioError(f"--size '{text}': expected WIDTHxHEIGHT, e.g. 1600x1000") from None
     if not (320 <= w <= 8192 and 240 <= h <= 8192):
         raise StudioError(f"--size '{text}': width 320..8192 and height 240..8192 pixels")
     return w, h

@@ -93,10 +93,23 @@ def fill_lanes(doc, target_track_id: str, source: str, kinds=("melody", "dynamic
         StudioError / RenderError: the source can't be rendered; KeyError: unknown source.
     """
     from studio import edits
+
+    lanes = compute_lanes(doc.project, doc.pool, source)
+    with doc.group("Fill control lanes"):
+        for k in kinds:
+            doc.push(edits.SetControlLane(target_track_id, k, ControlLane(k, lanes[k], source)))
+    return list(kinds)
+
+
+def compute_lanes(proj, pool, source: str) -> dict[str, list]:
+    """Control points of every kind from ``source`` (``"track:<id>"`` or ``"clip:<id>"``).
+
+    Raises:
+        StudioError / RenderError: the source can't be rendered; KeyError: unknown source.
+    """
     from studio.errors import StudioError
     from studio.render import render_track_raw
 
-    proj = doc.project
     what, _, sid = source.partition(":")
     if what == "clip":
         _, clip, _ = proj.find_clip(sid)
@@ -109,12 +122,9 @@ def fill_lanes(doc, target_track_id: str, source: str, kinds=("melody", "dynamic
         if not spans:
             raise StudioError(f"track '{track.name}' is empty")
         a, b = min(s for s, _ in spans), max(e for _, e in spans)
-        audio = render_track_raw(proj, doc.pool, sid, a, b)
+        audio = render_track_raw(proj, pool, sid, a, b)
         lanes = lanes_from_audio(proj, audio, proj.sample_rate, a)
-    with doc.group("Fill control lanes"):
-        for k in kinds:
-            doc.push(edits.SetControlLane(target_track_id, k, ControlLane(k, lanes[k], source)))
-    return list(kinds)
+    return lanes
 
 
 class FillControlsDialog(QDialog):

@@ -52,6 +52,7 @@ def build_demo_project(bundle: str | Path, shared: str | Path, *, sample_rate: i
     loops = import_audio(s, [shared / "audio" / n for n in ("lmms_break01.ogg", "lmms_bass_hard01.ogg",
                                                             "lmms_piano01.ogg")])
     with s.undo_stack.group("Arrange demo"):
+        s.undo_stack.push(edits.MoveTrack(song[0].id, 0))
         s.undo_stack.push(edits.MoveTrack(stems[3].id, s.project.track_index(stems[0].id)))
         for t in stems[:3]:
             s.undo_stack.push(edits.SetTrackProperty(t.id, "parent_id", stems[3].id))
@@ -84,25 +85,14 @@ def build_demo_project(bundle: str | Path, shared: str | Path, *, sample_rate: i
 
 
 def _fill_lanes(session, track: Track) -> None:
+    """Melody, dynamics and rhythm lanes of ``track`` from its own audio (studio.features)."""
     from studio import edits
-    from studio.features import loudness_db
+    from ui.control_fill import compute_lanes
 
-    proj = session.project
-    clip = track.clips[0]
-    item = proj.media[clip.media_id]
-    audio = session.pool.read(item, clip.offset, clip.length)
-    hop = 2048
-    db = loudness_db(audio, proj.sample_rate, hop_length=hop)
-    pts = [[int(clip.start + i * 4 * hop), float(round(v, 2))] for i, v in enumerate(np.asarray(db).ravel()[::4])]
-    session.undo_stack.push(edits.SetControlLane(track.id, "dynamics", ControlLane("dynamics", pts, f"track:{track.id}")))
-    tm, sr = proj.tempo_map, proj.sample_rate
-    beats = []
-    tick, end = 0, proj.tempo_map.sample_to_tick(clip.end, sr)
-    while tick < end:
-        _, beat, _ = tm.bar_beat_at(tick)
-        beats.append([tm.tick_to_sample(tick, sr), 2.0 if beat == 0 else 1.0])
-        tick += 960
-    session.undo_stack.push(edits.SetControlLane(track.id, "rhythm", ControlLane("rhythm", beats, "drawn")))
+    source = f"track:{track.id}"
+    lanes = compute_lanes(session.project, session.pool, source)
+    for kind in ("melody", "dynamics", "rhythm"):
+        session.undo_stack.push(edits.SetControlLane(track.id, kind, ControlLane(kind, lanes[kind], source)))
 
 
 def build_synthetic_project(bundle: str | Path, *, tracks: int = 32, seconds: float = 300.0,

@@ -339,7 +339,7 @@ class ArrangeCanvas(QWidget):
         fg = QColor(20, 20, 22) if not dim else QColor(60, 62, 66)
         if isinstance(clip, AudioClip):
             self._paint_wave(p, clip, content, fg, w)
-            self._paint_fades(p, clip, r)
+            self._paint_fades(p, clip, r, selected)
         elif isinstance(clip, MidiClip):
             self._paint_notes(p, clip, content, fg, w)
         if r.width() > 24:
@@ -387,16 +387,18 @@ class ArrangeCanvas(QWidget):
             p.drawPixmap(QPointF(round(x), content.top()), pm)
         p.restore()
 
-    def _paint_fades(self, p: QPainter, clip: AudioClip, r: QRectF) -> None:
+    def _paint_fades(self, p: QPainter, clip: AudioClip, r: QRectF, selected: bool = False) -> None:
         p.setPen(QPen(QColor(255, 255, 255, 150), 1))
         if clip.fade_in > 0:
             x = self.geom.x_of(clip.start + clip.fade_in)
             p.drawLine(QPointF(r.left(), r.bottom()), QPointF(x, r.top() + CLIP_TITLE_H))
-            p.fillRect(QRectF(x - 3, r.top() + 1, 6, 6), QColor(255, 255, 255, 170))
+            if selected:
+                p.fillRect(QRectF(x - 3, r.top() + 1, 6, 6), QColor(255, 255, 255, 170))
         if clip.fade_out > 0:
             x = self.geom.x_of(clip.end - clip.fade_out)
             p.drawLine(QPointF(x, r.top() + CLIP_TITLE_H), QPointF(r.right(), r.bottom()))
-            p.fillRect(QRectF(x - 3, r.top() + 1, 6, 6), QColor(255, 255, 255, 170))
+            if selected:
+                p.fillRect(QRectF(x - 3, r.top() + 1, 6, 6), QColor(255, 255, 255, 170))
 
     def _paint_notes(self, p: QPainter, clip: MidiClip, content: QRectF, fg: QColor, w: int) -> None:
         proj = self.doc.project

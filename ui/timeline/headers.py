@@ -63,6 +63,8 @@ class TrackHeader(QFrame):
         row2.addWidget(self.pan)
         lay.addLayout(row2)
         lay.addStretch(1)
+        self.row2_widgets = (self.gain, self.gain_label, self.pan)
+        self.compact = False
         self.mute.toggled.connect(lambda v: self._set("mute", bool(v)))
         self.solo.toggled.connect(lambda v: self._set("solo", bool(v)))
         self.gain.valueChanged.connect(lambda v: self._set("gain_db", v / 10.0))
@@ -70,11 +72,23 @@ class TrackHeader(QFrame):
         self.gain.setObjectName("Gain")
         self.pan.setObjectName("Pan")
 
+    def set_compact(self, compact: bool) -> None:
+        """One line (name, M, S) for short rows; gain and pan below otherwise."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        for w in self.row2_widgets:
+            w.setVisible(not compact)
+        m = 2 if compact else 4
+        l, _, r, _ = self.layout().getContentsMargins()
+        self.layout().setContentsMargins(l, m, r, m)
+
     def sync(self, track, depth: int, selected: bool) -> None:
         """Show the track's current values without emitting edits."""
         self.colour = QColor(track.colour)
         self.depth = depth
-        self.layout().setContentsMargins(12 + 14 * depth, 4, 6, 4)
+        m = 2 if self.compact else 4
+        self.layout().setContentsMargins(12 + 14 * depth, m, 6, m)
         for w in (self.mute, self.solo, self.gain, self.pan):
             w.blockSignals(True)
         self.name.setText(track.name)
@@ -191,6 +205,7 @@ class HeaderColumn(QWidget):
                     h = self.tracks[row.track.id] = TrackHeader(self.doc, row.track.id, self)
                     h.clicked.connect(self.track_clicked)
                     h.show()
+                h.set_compact(row.h < 50)
                 h.sync(row.track, row.depth, row.track.id == self.selected)
                 h.setGeometry(0, y, self.width(), row.h)
                 seen_t.add(row.track.id)

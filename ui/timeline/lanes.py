@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from studio.model import CONTROL_KINDS, Project, Track
 
 TRACK_H = 60
-TAKE_H = 40
-CONTROL_H = 44
+TAKE_H = 34
+CONTROL_H = 38
 
 
 @dataclass

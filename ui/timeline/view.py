@@ -149,6 +149,16 @@ class TimelineView(QWidget):
         self.geom.fit(int(max(total, 10 * self.geom.sample_rate) * 1.03), max(100, self.canvas.width()))
         self.sync_scrollbars()
 
+    def fit_height(self, min_track_h: int = 36, max_track_h: int = 90) -> None:
+        """Pick the track height that shows every row, within the limits."""
+        rows = self.canvas.rows
+        n_tracks = sum(1 for r in rows if r.kind == "track")
+        if not n_tracks:
+            return
+        fixed = sum(r.h for r in rows if r.kind != "track")
+        h = (self.canvas.height() - fixed - 2) // n_tracks
+        self.set_track_height(int(max(min_track_h, min(max_track_h, h))))
+
     def set_track_height(self, h: int) -> None:
         self.canvas.track_h = max(36, min(240, h))
         self.canvas.relayout()
