@@ -103,6 +103,12 @@ class ArrangeCanvas(QWidget):
         self.notes = NoteTiles(self.cache)
         self.paint_count = 0
         self.tile_budget_s: float | None = 0.008  # new tiles per paint, then placeholders
+        self.prefetch_enabled = True
+        self._prefetch_key = None
+        self._prefetch_iter = None
+        self._prefetch_timer = QTimer(self)
+        self._prefetch_timer.setInterval(2)
+        self._prefetch_timer.timeout.connect(self._prefetch_step)
         self._grid_key = None
         self._grid: tuple[list[int], list[int]] = ([], [])
         self.setMouseTracking(True)
@@ -214,6 +220,62 @@ class ArrangeCanvas(QWidget):
             cache.deadline = None
         if cache.deferred:  # finish the missing tiles in the next event-loop turns
             QTimer.singleShot(1, self.update)
+        elif self.prefetch_enabled:
+            key = (self.geom.origin, self.geom.samples_per_px, self.vscroll, self.width(), self.height())
+            if key != self._prefetch_key:
+                self._prefetch_key = key
+                self._prefetch_iter = self._prefetch_jobs()
+                if not self._prefetch_timer.isActive():
+                    self._prefetch_timer.start()
+
+    # -- prefetch: render the tiles a page to the left and right while the loop is idle ----------
+    def _prefetch_jobs(self):
+        """Yield once per tile made for the pages left and right of the view (track rows)."""
+        if self.doc is None:
+            return
+        spp = self.geom.samples_per_px
+        w, h = self.width(), self.height()
+        media = self.doc.project.media
+        fg = QColor(20, 20, 22)
+        peak, rmsc = rgba(fg, 150), rgba(fg, 235)
+        span = TILE_PX * spp
+        ranges = [(self.geom.sample_at(w), self.geom.sample_at(2 * w)),
+                  (self.geom.sample_at(-w) if self.geom.origin > 0 else 0, self.geom.sample_at(0))]
+        rows = [r for r in self.rows if r.kind == "track" and r.y + r.h > self.vscroll and r.y < self.vscroll + h
+                and not r.track.mute]
+        for a, b in ranges:
+            if b <= a:
+                continue
+            for row in rows:
+                ch = int(row.h - 2 - CLIP_TITLE_H)
+                for clip in row.track.clips:
+                    if not isinstance(clip, AudioClip) or clip.end <= a or clip.start >= b:
+                        continue
+                    item = media.get(clip.media_id)
+                    if item is None:
+                        continue
+                    gain = 10 ** (clip.gain_db / 20.0)
+                    mf0 = clip.offset + max(a, clip.start) - clip.start
+                    mf1 = clip.offset + min(b, clip.end) - clip.start
+                    for ti in range(max(0, int(mf0 // span)), int(mf1 // span) + 1):
+                        self.waves.tile(item.id, item.frames, spp, ti, ch, peak, rmsc, gain)
+                        yield
+
+    def _prefetch_step(self) -> None:
+        it = self._prefetch_iter
+        if it is None:
+            self._prefetch_timer.stop()
+            return
+        end = time.perf_counter() + 0.004
+        try:
+            while time.perf_counter() < end:
+                next(it)
+        except StopIteration:
+            self._prefetch_iter = None
+            self._prefetch_timer.stop()
+        except Exception:  # the display path never throws
+            self._prefetch_iter = None
+            self._prefetch_timer.stop()
 
     def _paint(self, p: QPainter) -> None:
         w, h = self.width(), self.height()
