@@ -59,7 +59,7 @@ are rendered from their onset, so segments join seamlessly)."""
 MIDI_SEGMENTS_KEPT = 3
 """Rendered MIDI segments kept per track (memory stays bounded for long songs)."""
 
-Progress = Callable[[float, str], Any]
+Progress = Callable[[float], Any]
 
 
 class MediaReader(Protocol):
@@ -427,7 +427,8 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
         project, pool: what to render and where its media lives.
         start, end: timeline samples; ``end=None`` = end of the last clip.
         track_ids: tracks to render (default all).
-        progress: ``progress(fraction, stage)``, called after each block.
+        progress: ``progress(fraction)`` with fraction 0..1, called after each block
+            (an :class:`engines.base.ProgressReporter` or the CLI's progress bar fit).
         cancel: anything with a ``cancelled`` attribute or an ``is_set()`` method
             (:class:`engines.base.CancelToken`, ``threading.Event``); checked per block.
         block_frames: frames per block.
@@ -453,7 +454,7 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
             yield r.render_block(pos, n, ids)
             pos += n
             if progress is not None:
-                progress((pos - start) / total, "render")
+                progress((pos - start) / total)
     finally:
         if own:
             r.close()

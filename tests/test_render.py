@@ -317,7 +317,7 @@ def test_cancel_stops_render():
 def test_progress_reaches_one():
     p, pool, _ = one_clip_project(dc(0.5, 300000))
     seen = []
-    render_mix(p, pool, progress=lambda f, stage: seen.append(f))
+    render_mix(p, pool, progress=seen.append)
     assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 3
 
 

@@ -191,7 +191,7 @@ class _Writer:
 
 def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
                        track_ids: Iterable[str] | None = None, start: int = 0, end: int | None = None,
-                       float32: bool = False, progress: Callable[[float, str], Any] | None = None,
+                       float32: bool = False, progress: Callable[[float], Any] | None = None,
                        cancel: Any = None, soundfont: str | None = None) -> ExportReport:
     """Write the Ableton hand-off folder (see the module docstring).
 
@@ -201,7 +201,7 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
         track_ids: tracks to export (default: all), in project order.
         start, end: export range, timeline samples; ``end=None`` = end of the last clip.
         float32: write 32-bit float WAVs instead of 24-bit PCM.
-        progress: ``progress(fraction, stage)``.
+        progress: ``progress(fraction)``, fraction 0..1.
         cancel: checked between blocks (see :func:`studio.render.iter_render`).
         soundfont: GM SoundFont for MIDI tracks.
 
@@ -241,7 +241,7 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     mix_writer = _Writer(out_dir / MIX_NAME, sr, subtype, frames)
     ok = False
     try:
-        render_progress = (lambda f, s: progress(0.95 * f, "export")) if progress else None
+        render_progress = (lambda f: progress(0.95 * f)) if progress else None
         for block in iter_render(project, pool, start, end, [t.id for t in tracks], render_progress, cancel,
                                  block_frames=BLOCK_FRAMES, soundfont=soundfont):
             for w, t in zip(writers, tracks):
@@ -270,7 +270,7 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     atomic_write_text(report.manifest, json.dumps(manifest, indent=2) + "\n")
     report.files = [e.path for e in report.entries] + [report.manifest]
     if progress:
-        progress(1.0, "export")
+        progress(1.0)
     return report
 
 
