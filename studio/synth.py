@@ -204,8 +204,7 @@ class GMSynth:
 
     # -- low level -------------------------------------------------------------------
     def _select(self, channel: int, program: int, is_drum: bool) -> None:
-        s = self._synth
-        s.system_reset()
+        s = self._synth  # fresh, or silenced and reset by _silence()
         bank = 128 if is_drum else 0
         if s.program_select(channel, self._sfid, bank, program) < 0:
             s.program_select(channel, self._sfid, bank, 0)
