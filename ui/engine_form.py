@@ -47,6 +47,15 @@ class SchemaForm(QWidget):
     def _widget(self, prop: dict) -> tuple[str, QWidget]:
         t = prop.get("type")
         default = prop.get("default")
+        if isinstance(t, list):  # e.g. ["number", "null"]: empty field = null ("automatic")
+            base = next((x for x in t if x != "null"), "string")
+            if "null" in t and base in ("number", "integer"):
+                w = QLineEdit(self)
+                w.setPlaceholderText("automatic")
+                if default is not None:
+                    w.setText(str(default))
+                return ("null_int" if base == "integer" else "null_float"), w
+            t = base
         if "enum" in prop:
             w = QComboBox(self)
             for v in prop["enum"]:
@@ -101,6 +110,12 @@ class SchemaForm(QWidget):
                 out[name] = w.isChecked()
             elif kind in ("int", "float"):
                 out[name] = w.value()
+            elif kind in ("null_int", "null_float"):
+                text = w.text().strip()
+                try:
+                    out[name] = None if not text else (int(text) if kind == "null_int" else float(text))
+                except ValueError:
+                    raise ValueError(f"'{name}' needs a number, or nothing for automatic") from None
             elif kind.startswith("array"):
                 parts = [p.strip() for p in w.text().split(",") if p.strip()]
                 conv = {"array_int": int, "array_num": float, "array_str": str}[kind]
@@ -127,6 +142,8 @@ class SchemaForm(QWidget):
                 w.setValue(v)
             elif kind.startswith("array"):
                 w.setText(", ".join(str(x) for x in v))
+            elif kind.startswith("null_"):
+                w.setText("" if v is None else str(v))
             else:
                 w.setText(str(v))
 

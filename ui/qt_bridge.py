@@ -212,11 +212,34 @@ class JobsBridge(QObject):
         job = self.manager.status(real)
         if job.spec.task == ANALYZE:
             return self._apply_analysis(doc, job, job_id)
+        self._clear_work_dir_async(job)
         cmd = self.manager.apply_result(real, doc.undo_stack, doc.pool)
         self.result_applied.emit(job_id)
         if cmd is None:
             return "Finished (nothing to add)."
         return f"Added to the project: {job.label} (undo with Ctrl+Z)."
+
+    @staticmethod
+    def _clear_work_dir_async(job) -> None:
+        """Move a finished job's temp folder aside and delete it in a thread.
+
+        ``apply_result`` removes the folder itself; with minutes of float WAVs in it that
+        takes long enough to stall the window. Done only when the outputs are already in
+        the media pool (the folder is not needed any more)."""
+        import shutil
+        import threading
+        from pathlib import Path
+
+        wd = getattr(job, "work_dir", None)
+        if not wd or not getattr(job, "media", None) or not Path(wd).is_dir():
+            return
+        trash = Path(f"{wd}.trash")
+        try:
+            os.replace(wd, trash)
+        except OSError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+                         name="job-cleanup", daemon=True).start()
 
     def _apply_analysis(self, doc, job, job_id: str) -> str:
         """Set the project grid from an analysis result (tempo and meter)."""

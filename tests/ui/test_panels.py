@@ -1,0 +1,143 @@
+"""Engine forms, analysis/transcription through the job system, models window, never-lose-work
+prompts, recent projects, timeline geometry."""
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtWidgets import QMessageBox
+
+from ui.timeline.geometry import TimelineGeometry, grid_step_ticks, snap_sample
+
+
+def test_schema_form_widgets_and_values(qtbot):
+    from ui.engine_form import SchemaForm
+
+    schema = {"type": "object", "properties": {
+        "shifts": {"type": "integer", "default": 2, "minimum": 0, "maximum": 10, "title": "Shifts"},
+        "overlap": {"type": "number", "default": 0.25, "minimum": 0, "maximum": 0.9},
+        "stems": {"type": "string", "enum": ["vocals", "drums"], "default": "drums"},
+        "fast": {"type": "boolean", "default": True},
+        "bands": {"type": "array", "items": {"type": "number"}, "default": [100.0, 1000.0]},
+        "prompt": {"type": "string", "default": "warm pads"},
+        "segment": {"type": ["number", "null"], "default": None, "exclusiveMinimum": 0},
+        "crash": {"type": "boolean", "default": False, "description": "Test hook: kill the host."},
+    }}
+    form = SchemaForm(schema)
+    qtbot.addWidget(form)
+    assert set(form.widgets) == {"shifts", "overlap", "stems", "fast", "bands", "prompt", "segment"}
+    assert form.values() == {"shifts": 2, "overlap": 0.25, "stems": "drums", "fast": True,
+                             "bands": [100.0, 1000.0], "prompt": "warm pads", "segment": None}
+    form.widgets["segment"][1].setText("7.5")
+    assert form.values()["segment"] == 7.5
+    form.widgets["shifts"][1].setValue(99)  # clamped by the schema's maximum
+    form.set_values({"stems": "vocals", "bands": [50, 500, 5000]})
+    v = form.values()
+    assert v["shifts"] == 10 and v["stems"] == "vocals" and v["bands"] == [50.0, 500.0, 5000.0]
+    form.widgets["bands"][1].setText("1, x")
+    with pytest.raises(ValueError, match="bands"):
+        form.values()
+
+
+def test_every_registered_engine_gets_a_form(window):
+    from engines.base import TASKS, resolve_params
+    from engines.registry import list_engines
+    from ui.engine_form import EngineDialog
+
+    for task in TASKS:
+        dlg = EngineDialog(task, "test", window)
+        assert dlg.engine.count() == len(list_engines(task))
+        for i, entry in enumerate(dlg.entries):
+            dlg.engine.setCurrentIndex(i)
+            resolve_params(entry.param_schema, dlg.params())  # defaults of the form validate
+        dlg.deleteLater()
+
+
+def test_analyze_sets_grid_and_transcribe_adds_midi(window, qtbot, shared):
+    from studio import edits
+    from studio.timebase import TempoMap
+    from ui.job_target import JobTarget
+
+    (track,) = window.import_files([shared / "audio" / "lmms_piano01.ogg"])
+    window.doc.push(edits.SetTempoMap(TempoMap.constant(90.0)))
+    bridge = window.jobs()
+    with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
+        bridge.submit(window.doc, "analyze", "fake", {}, JobTarget(track.id))
+    assert blocker.args[1] == "done", blocker.args[2]
+    assert window.doc.project.tempo_map.tempos[0].bpm == 120.0  # the fake engine's tempo
+    assert "120.0 BPM" in window.tempo_label.text()
+    window.on_undo()
+    assert window.doc.project.tempo_map.tempos[0].bpm == 90.0
+
+    with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
+        bridge.submit(window.doc, "transcribe", "fake", {"frequency": 261.63}, JobTarget(track.id))
+    assert blocker.args[1] == "done", blocker.args[2]
+    midi = [t for t in window.doc.project.tracks if t.kind == "midi"]
+    assert len(midi) == 1 and midi[0].parent_id == track.id
+    notes = midi[0].clips[0].notes
+    assert notes and {n.pitch for n in notes} == {60}
+
+
+def test_models_window_lists_licences(qtbot, tmp_path):
+    from engines.models import ModelManager
+    from engines.registry import MODELS
+    from ui.models_window import COLUMNS, ModelsWindow
+
+    win = ModelsWindow(manager=ModelManager(tmp_path / "models"))
+    qtbot.addWidget(win)
+    assert win.table.rowCount() == len(MODELS)
+    lic = COLUMNS.index("Licence")
+    status = COLUMNS.index("Status")
+    for i, rec in enumerate(MODELS):
+        assert win.table.item(i, lic).text() == rec.licence
+        assert win.table.item(i, status).text() in ("built-in", "missing", "installed", "partial")
+    assert not win.import_from(MODELS[0].id, str(tmp_path / "nowhere")) or MODELS[0].builtin
+
+
+def test_unsaved_prompt_autosave_recovery_and_recent(window, qtbot, monkeypatch, tmp_path, shared):
+    from studio.settings import load_settings
+    from ui.main_window import MainWindow
+
+    window.import_files([shared / "audio" / "lmms_kick01.ogg"])
+    assert window.doc.is_dirty and window.windowTitle().startswith("*")
+    path = window.doc.path
+    # autosave writes a recovery file; the session "crashes" (never saved, lock left)
+    assert window.doc.autosave() is not None
+    # a second window opening the bundle is offered the recovery
+    asked = []
+
+    def answer(*a, **k):
+        asked.append(a[2] if len(a) > 2 else "")
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    other = MainWindow(None, ask=True)
+    qtbot.addWidget(other)
+    assert other.open_path(path)
+    assert asked and "Recover" in asked[0] or "recover" in asked[0].lower()
+    assert [t.name for t in other.doc.project.tracks] == ["lmms_kick01"]
+    assert other.doc.is_dirty
+    assert str(path.resolve()) in load_settings().recent_projects
+    # unsaved-changes prompt at close: Cancel keeps the window open
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    assert other.maybe_save() is False
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Save)
+    assert other.maybe_save() is True and not other.doc.is_dirty
+    other.ask = False
+    other.close()
+
+
+def test_geometry_zoom_keeps_anchor_and_snaps():
+    from studio.timebase import TempoMap
+
+    g = TimelineGeometry(48000, samples_per_px=480.0, origin=48000.0)
+    anchor = g.sample_at(300)
+    g.zoom(0.5, 300)
+    assert g.samples_per_px == 240.0 and abs(g.sample_at(300) - anchor) <= 1
+    g.zoom(1e9, 0)
+    assert g.samples_per_px == 1 << 17
+    g.fit(48000 * 60, 1200)
+    assert g.origin == 0 and g.samples_per_px == 2400.0
+    tm = TempoMap.constant(120.0)
+    step = grid_step_ticks(tm, 48000, 100.0)  # 100 samples/px: 1/16 = 6000 samples = 60 px
+    assert step == 240
+    assert snap_sample(6100, tm, 48000, 240) == 6000
+    assert grid_step_ticks(tm, 48000, 1 << 17) >= 3840 * 16
