@@ -5,3 +5,4 @@ The submodules hold pure functions (numpy audio ``(channels, frames)`` + sample 
 plain dataclasses out); :mod:`engines.analysis.engine` wraps them as engines for the host.
 Nothing here imports Qt or the studio model.
 """
+from __future__ import annotations
