@@ -152,8 +152,9 @@ class Renderer:
     """Stateful renderer of one project: effect chains and MIDI renders kept between blocks.
 
     Playback keeps one Renderer and calls :meth:`render_block` for consecutive blocks;
-    on a seek it calls :meth:`reset`; after an edit it may call :meth:`invalidate`
-    (effect-chain edits and most MIDI edits are also noticed automatically).
+    on a seek it calls :meth:`reset`; after an edit it should call :meth:`invalidate`
+    (effect-chain edits, moved or resized clips and replaced note lists are also noticed
+    automatically; a note changed in place is not).
 
     Args:
         project: the project (read, never changed).
@@ -170,7 +171,7 @@ class Renderer:
         self.soundfont = soundfont
         self.threads = threads if threads is not None else min(8, os.cpu_count() or 1)
         self._chains: dict[str, tuple[tuple, Any]] = {}
-        self._midi: dict[str, tuple[tuple, np.ndarray]] = {}
+        self._midi: dict[str, dict[str, Any]] = {}
         self._pool_exec: ThreadPoolExecutor | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -216,7 +217,8 @@ class Renderer:
     def _midi_entry(self, track: Track, windows: list[tuple[Any, int, int]]) -> dict[str, Any]:
         """Events of a MIDI track (cached until its clips, program or tempo map change)."""
         tm = self.project.tempo_map
-        sig = (tuple((id(c), c.start, c.length, len(c.notes), len(c.cc), len(c.pitch_bends), ws, we)
+        sig = (tuple((id(c), id(c.notes), id(c.cc), id(c.pitch_bends), c.start, c.length, len(c.notes),
+                      len(c.cc), len(c.pitch_bends), ws, we)
                      for c, ws, we in windows),
                track.program, track.is_drum, repr(tm.to_dict()), self.project.sample_rate, self.soundfont)
         entry = self._midi.get(track.id)

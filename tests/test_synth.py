@@ -172,3 +172,15 @@ def test_segmented_render_joins_seamlessly_and_matches_a_whole_render(gm):
     late = synth.get_synth(SR).render(*synth.midi_events(p.sounding_clips(p.tracks[0]), tm, SR),
                                       start=30 * SR, frames=SR)
     np.testing.assert_allclose(late, whole[:, 30 * SR:31 * SR], atol=1e-7)
+
+
+def test_renderer_notices_replaced_notes(gm):
+    from studio.render import Renderer
+
+    p = midi_project([Note(60, 100, 0, 960)])
+    r = Renderer(p, None)
+    before = r.render_block(0, 20000).mix
+    assert np.array_equal(r.render_block(0, 20000).mix, before)  # cached segment, same audio
+    p.tracks[0].clips[0].notes = [Note(67, 100, 0, 960)]  # what SetNotes does
+    after = r.render_block(0, 20000).mix
+    assert np.abs(after).max() > 1e-3 and not np.allclose(after, before, atol=1e-3)
