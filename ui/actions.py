@@ -46,6 +46,8 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("transcribe", "Engines", "&Transcribe to MIDI…", "", "Transcribe the selected audio to notes"),
     ("analyze", "Engines", "&Analyze (tempo and grid)…", "", "Find tempo and beats; sets the grid"),
     ("take_activate", "Takes", "&Play Selected Take", "Ctrl+Return", "Make the selected take the one that plays"),
+    ("take_audition", "Takes", "&Audition Selected Take", "Ctrl+Shift+Return",
+     "Play the selected take over its range"),
     ("take_original", "Takes", "Play &Original", "", "Play the track's own clips in this range"),
     ("take_comp", "Takes", "&Comp: Split Take Group at Playhead", "", "Split a take group so parts can use different takes"),
     ("take_delete", "Takes", "&Delete Take", "", "Delete the selected take"),

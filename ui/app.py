@@ -93,4 +93,6 @@ def run(project: str | Path | None = None) -> int:
     win.show()
     if project is not None:
         win.open_path(project)
+    else:
+        win.offer_recovery_at_start()
     return int(QApplication.exec() if app is not None else 0)

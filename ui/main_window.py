@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
             self.actions_by_name[name].setEnabled(bool(clips))
         self.actions_by_name["open_piano_roll"].setEnabled(any(isinstance(c, MidiClip) for _, c in clips))
         take = self.canvas.selected_take
-        for name in ("take_activate", "take_original", "take_delete", "take_comp"):
+        for name in ("take_activate", "take_audition", "take_original", "take_delete", "take_comp"):
             self.actions_by_name[name].setEnabled(take is not None)
         if take is None:
             self.inspector.show_selection(self.doc, sel, clips, self.selected_track())
@@ -253,18 +253,19 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str | Path) -> bool:
-        """Open a bundle, offering crash recovery first. Returns True when opened."""
+    def open_path(self, path: str | Path, *, recover: bool | None = None) -> bool:
+        """Open a bundle, offering crash recovery first (``recover`` given: don't ask).
+        Returns True when opened."""
         from studio import project_io
         from ui.document import Document
 
         if not self.maybe_save():
             return False
-        recover = False
         try:
-            candidate = project_io.recovery_candidate(Path(path))
+            candidate = project_io.recovery_candidate(Path(path)) if recover is None else None
         except Exception:
             candidate = None
+        recover = bool(recover)
         if candidate is not None and self.ask:
             answer = QMessageBox.question(
                 self, "Recover unsaved work?",
@@ -410,6 +411,29 @@ class MainWindow(QMainWindow):
 
         self._models = ModelsWindow(self)
         self._models.show()
+
+    def offer_recovery_at_start(self) -> bool:
+        """At start with no project: if the most recent project has unsaved work from a session
+        that didn't close, offer to open it with that work. Returns True when opened."""
+        from studio import project_io
+
+        recent = list(getattr(self.settings, "recent_projects", []) or [])
+        if not recent or not self.ask:
+            return False
+        path = Path(recent[0])
+        try:
+            if not path.is_dir() or project_io.recovery_candidate(path) is None:
+                return False
+        except Exception:
+            return False
+        answer = QMessageBox.question(
+            self, "Recover unsaved work?",
+            f"Seed Studio did not close properly while '{path.name}' had unsaved changes. "
+            "Open it and recover them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        return self.open_path(path, recover=True)
 
     def on_about(self) -> None:
         QMessageBox.about(self, "About Seed Studio",
@@ -659,6 +683,21 @@ class MainWindow(QMainWindow):
         got = self._selected_take()
         if got:
             self._run(self.doc.push, edits.SetActiveTake(got[1].id, None))
+
+    def on_take_audition(self) -> None:
+        """Make the selected take the one that plays (undoable) and play its range from the start."""
+        from studio import edits
+
+        got = self._selected_take()
+        if not got:
+            return
+        _, group, take = got
+        if group.active_take_id != take.id:
+            self._run(self.doc.push, edits.SetActiveTake(group.id, take.id))
+        pb = self._ensure_playback()
+        pb.stop()
+        self.timeline.set_playhead(group.start)
+        pb.play(group.start, loop=self.actions_by_name["loop"].isChecked())
 
     def on_take_delete(self) -> None:
         from studio import edits
