@@ -288,3 +288,66 @@ def test_screenshot_command(tmp_path, shared):
                                              for y in range(150, 500, 31))]
     assert 5 < np.mean(grey) < 200 and np.std(grey) > 1
     assert main(["screenshot", str(tmp_path / "missing.seedproj"), str(out)]) == 1
+
+
+def _mouse_drag(qtbot, canvas, x0, y, x1):
+    from PyQt6.QtCore import QEvent
+    from PyQt6.QtGui import QMouseEvent
+
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(x0), int(y)))
+    for k in range(1, 5):
+        x = x0 + (x1 - x0) * k / 4
+        canvas.mouseMoveEvent(QMouseEvent(QEvent.Type.MouseMove, QPointF(x, y), QPointF(x, y),
+                                          Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                                          Qt.KeyboardModifier.NoModifier))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(x1), int(y)))
+
+
+def test_trim_and_fade_gestures(window, qtbot, shared):
+    (track,) = window.import_files([shared / "audio" / "lmms_cello01.ogg"])
+    clip = track.clips[0]
+    length = clip.length
+    window.actions_by_name["snap"].setChecked(False)
+    window.on_snap()
+    canvas, geom = window.canvas, window.timeline.geom
+    geom.samples_per_px, geom.origin = 100.0, 0.0
+    canvas.relayout()
+    row = canvas.rows[0]
+    y_mid = row.y - canvas.vscroll + row.h - 8
+    # trim the start by 50 px = 5000 samples: start, offset and length move together
+    _mouse_drag(qtbot, canvas, geom.x_of(clip.start) + 2, y_mid, geom.x_of(clip.start) + 52)
+    assert clip.start == clip.offset and 4800 <= clip.start <= 5200
+    assert clip.length == length - clip.start
+    # trim the end by -30 px
+    end_before = clip.end
+    _mouse_drag(qtbot, canvas, geom.x_of(clip.end) - 2, y_mid, geom.x_of(clip.end) - 32)
+    assert 2800 <= end_before - clip.end <= 3200
+    # fade in: drag the top-left handle 40 px right
+    y_top = row.y - canvas.vscroll + 5
+    _mouse_drag(qtbot, canvas, geom.x_of(clip.start) + 3, y_top, geom.x_of(clip.start) + 43)
+    assert 3800 <= clip.fade_in <= 4200
+    # fade out: drag the top-right handle 20 px left
+    _mouse_drag(qtbot, canvas, geom.x_of(clip.end) - 3, y_top, geom.x_of(clip.end) - 23)
+    assert 1800 <= clip.fade_out <= 2200
+    for _ in range(4):
+        window.on_undo()
+    assert (clip.start, clip.offset, clip.length, clip.fade_in, clip.fade_out) == (0, 0, length, 0, 0)
+
+
+def test_drag_out_audio_clip_writes_what_it_plays(window, shared):
+    from studio import edits
+    from ui.clipboard import clips_mime
+
+    (track,) = window.import_files([shared / "audio" / "lmms_violin_fingered01.ogg"])
+    clip = track.clips[0]
+    window.doc.push(edits.SetClipFields(clip.id, {"offset": 1000, "length": 20000, "gain_db": -6.0,
+                                                  "fade_in": 500}))
+    mime = clips_mime(window.doc, [(track, clip)])
+    (url,) = [u.toLocalFile() for u in mime.urls()]
+    assert url.endswith(".wav")
+    data, sr = sf.read(url, dtype="float32", always_2d=True)
+    assert sr == window.doc.project.sample_rate and data.shape[0] == 20000
+    src = window.doc.pool.read(window.doc.project.media[clip.media_id], 1000, 20000) * 10 ** (-6 / 20)
+    assert np.allclose(data.T[:, 500:], src[:, 500:], atol=1e-4)  # 24-bit rounding
+    assert np.all(np.abs(data.T[:, :500]) <= np.abs(src[:, :500]) + 1e-4)  # faded in
+    assert abs(data[0, 0]) < 1e-4
