@@ -3,9 +3,6 @@ download with progress (in a worker thread, reported through queued signals), im
 a folder, remove. Uses :class:`engines.models.ModelManager`."""
 from __future__ import annotations
 
-import threading
-
-from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                              QTableWidget, QTableWidgetItem, QVBoxLayout)
 
@@ -14,9 +11,6 @@ COLUMNS = ["Model", "Engine", "Licence", "Size", "Status", "Source"]
 
 class ModelsWindow(QDialog):
     """List, download, import and remove models. ``table`` rows follow ``records``."""
-
-    _progress = pyqtSignal(str, float)
-    _done = pyqtSignal(str, str)
 
     def __init__(self, parent=None, *, manager=None):
         super().__init__(parent)
@@ -53,8 +47,6 @@ class ModelsWindow(QDialog):
         self.download_btn.clicked.connect(self.download_selected)
         self.import_btn.clicked.connect(self.import_selected)
         self.remove_btn.clicked.connect(self.remove_selected)
-        self._progress.connect(self._on_progress)
-        self._done.connect(self._on_done)
         self.refresh()
 
     def refresh(self) -> None:
@@ -86,15 +78,23 @@ class ModelsWindow(QDialog):
         self.bar.setValue(0)
         self.status.setText(f"Downloading {rec.title or rec.id} ({rec.licence})…")
 
-        def work() -> None:
-            try:
-                self.manager.download(rec, progress=lambda done, total=None, *a: self._progress.emit(
-                    rec.id, (done / total) if total else 0.0))
-                self._done.emit(rec.id, "")
-            except Exception as exc:  # shown in plain words
-                self._done.emit(rec.id, str(exc))
+        from ui.qt_bridge import BackgroundTask
 
-        threading.Thread(target=work, daemon=True).start()
+        def work(progress) -> str:
+            self.manager.download(rec, progress=lambda done, total=0, *a: progress(done / total if total else 0.0))
+            return rec.id
+
+        self._task = BackgroundTask(work, self)
+        self._downloading = rec.id
+        self._task.progress.connect(self._on_task_progress)
+        self._task.finished.connect(self._on_task_done)
+        self._task.start()
+
+    def _on_task_progress(self, fraction: float) -> None:
+        self._on_progress(self._downloading, fraction)
+
+    def _on_task_done(self, _value, error: str) -> None:
+        self._on_done(self._downloading, error)
 
     def _on_progress(self, model_id: str, fraction: float) -> None:
         self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))

@@ -337,3 +337,35 @@ class PeaksLoader(QObject):
             time.sleep(0.005)
         QApplication.processEvents()
         return not self._pending
+
+
+class BackgroundTask(QObject):
+    """Run ``fn(progress)`` in a worker thread; ``progress(fraction)`` and the end arrive as
+    queued signals on the UI thread.
+
+    Signals:
+        progress(float): 0..1.
+        finished(object, str): the return value and "" on success, or None and the error text.
+    """
+
+    progress = pyqtSignal(float)
+    finished = pyqtSignal(object, str)
+
+    def __init__(self, fn, parent=None):
+        super().__init__(parent)
+        self.fn = fn
+        self.thread = None
+
+    def start(self) -> None:
+        import threading
+
+        def work() -> None:
+            try:
+                value = self.fn(lambda f: self.progress.emit(float(f)))
+            except Exception as exc:  # reported in plain words by the receiver
+                self.finished.emit(None, str(exc) or type(exc).__name__)
+                return
+            self.finished.emit(value, "")
+
+        self.thread = threading.Thread(target=work, name="ui-task", daemon=True)
+        self.thread.start()
