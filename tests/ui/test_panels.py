@@ -141,3 +141,40 @@ def test_geometry_zoom_keeps_anchor_and_snaps():
     assert step == 240
     assert snap_sample(6100, tm, 48000, 240) == 6000
     assert grid_step_ticks(tm, 48000, 1 << 17) >= 3840 * 16
+
+
+def test_models_window_download_progress_arrives_on_ui_thread(qtbot, tmp_path):
+    import threading
+
+    from engines.models import ModelFile, ModelRecord
+    from ui.models_window import ModelsWindow
+
+    rec = ModelRecord(id="tiny", engine="fake", title="Tiny", licence="MIT",
+                      files=(ModelFile("w.bin", "0" * 64, 10, "http://127.0.0.1:9/w.bin"),))
+    seen_threads = []
+
+    class Manager:
+        root = tmp_path
+
+        records = [rec]
+
+        def status(self, r):
+            return "missing"
+
+        def download(self, r, progress=None):
+            seen_threads.append(threading.current_thread() is threading.main_thread())
+            for done in (0, 5, 10):
+                progress(done, 10, "w.bin")
+            return tmp_path / r.id
+
+    win = ModelsWindow(manager=Manager())
+    qtbot.addWidget(win)
+    values = []
+    win.bar.valueChanged.connect(values.append)
+    win.table.selectRow(0)
+    win.download_selected()
+    with qtbot.waitSignal(win._task.finished, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: "Downloaded tiny" in win.status.text(), timeout=5000)
+    assert seen_threads == [False]  # the download ran off the UI thread
+    assert 1000 in values or 500 in values
