@@ -79,7 +79,9 @@ def _child(method: str, seconds: float, device: str, dtype: str, batch: int | No
             ref = wav.mean(0)
             mean, std = ref.mean(), ref.std() + 1e-8
             out = apply_model(model, ((wav - mean) / std)[None], device=device)
-            out = (out * std + mean)[0].numpy()
+            out *= std  # in place, as demucs.api.Separator does
+            out += mean
+            out = out[0].numpy()
         else:
             from engines.separation.core import SeparationOptions, separate
 

@@ -215,7 +215,7 @@ def _autocast_dtype(torch: Any, dtype: str, device_type: str) -> Any:
 
 class _Runner:
     """Runs one model over one normalised mixture, batch by batch, and cross-fades the
-    chunk outputs into ``acc`` (``(stems, channels, frames)`` at the model rate)."""
+    chunk outputs into ``acc`` (one ``(channels, frames)`` buffer per stem, model rate)."""
 
     def __init__(self, options: SeparationOptions, progress: ProgressFn | None, cancel: Any, total: int):
         import torch
@@ -252,7 +252,7 @@ class _Runner:
         mix: np.ndarray,
         segment: int,
         shift: int,
-        acc: np.ndarray,
+        acc: list[np.ndarray],
         stem_index: list[int | None],
         coef: np.ndarray,
     ) -> None:
@@ -309,7 +309,7 @@ class _Runner:
         if event is not None:
             event.synchronize()
             y = y.numpy()
-        length = acc.shape[-1]
+        length = acc[0].shape[-1]
         segment = plan.segment
         for j, off in enumerate(batch_offsets):
             n = min(segment, plan.length - off)
@@ -321,7 +321,7 @@ class _Runner:
                 continue
             w = (window[a:b] / wsum[off + a: off + b]).astype(np.float32)
             for k, i in used:
-                acc[i, :, lo + a: lo + b] += (coef[k] * w) * y[j, k, :, a:b]
+                acc[i][:, lo + a: lo + b] += (coef[k] * w) * y[j, k, :, a:b]
         self.batches += 1
         self._tick(len(batch_offsets))
 
@@ -412,7 +412,7 @@ def separate(
         raise InvalidJob(f"no model in the bag predicts {', '.join(missing)}")
     stem_index: list[int | None] = [needed.index(k) if k in needed else None for k in range(len(sources))]
     buffers = _Buffers(opts, len(needed) * model_channels * model_frames * 4 * 2)
-    acc = buffers.zeros((len(needed), model_channels, model_frames))
+    acc = [buffers.zeros((model_channels, model_frames)) for _ in needed]
 
     segments = []
     for sub, _ in runs:
@@ -447,15 +447,20 @@ def separate(
 
     # 3. back to the input's rate, channels and length, undoing the normalisation
     stems: dict[str, np.ndarray] = {}
+    # (one stem at a time, in place where possible, so the peak stays near one stem set)
     for i, k in enumerate(needed):
-        y = acc[i] * np.float32(std)
-        y = resample_exact(y, model_sr, sample_rate, frames)
-        if in_channels != y.shape[0]:
-            y = y.mean(axis=0, keepdims=True) if in_channels == 1 else np.repeat(y, in_channels, axis=0)
-        out = buffers.zeros((in_channels, frames))
-        out[...] = y
-        stems[sources[k]] = out
-        del y
+        y = acc[i]
+        acc[i] = None  # type: ignore[call-overload]
+        y *= np.float32(std)
+        if model_sr != sample_rate or in_channels != y.shape[0]:
+            y = resample_exact(y, model_sr, sample_rate, frames)
+            if in_channels != y.shape[0]:
+                y = y.mean(axis=0, keepdims=True) if in_channels == 1 else np.repeat(y, in_channels, axis=0)
+            if buffers.disk:
+                out = buffers.zeros((in_channels, frames))
+                out[...] = y
+                y = out
+        stems[sources[k]] = y
     del acc
 
     # 4. complement and residual, in float64 blocks
