@@ -22,7 +22,6 @@ The model interface used: attributes ``sources`` (list of names), ``samplerate``
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import tempfile
