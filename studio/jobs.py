@@ -493,7 +493,7 @@ class JobManager:
                 (e.g. the source track was removed); the project is left unchanged.
         """
         from studio import edits
-        from studio.model import AudioClip, MidiClip, Note, Take, Track
+        from studio.model import AudioClip, Take, Track
 
         with self._lock:
             job = self._get(job_id)
@@ -530,19 +530,15 @@ class JobManager:
                 if parent is not None:
                     undo_stack.push(edits.SetTrackProperty(parent, "mute", True))
             elif task == base.TRANSCRIBE:
+                from studio.analysis_ops import midi_clip_from_notes
+
                 notes_s = result.data.get("notes") or []
-                sr = project.sample_rate
-                tm = project.tempo_map
-                t0 = tm.sample_to_tick(start, sr)
-                notes = []
-                for n in notes_s:
-                    a = tm.sample_to_tick(start + int(n["start"]), sr) - t0
-                    b = tm.sample_to_tick(start + int(n["start"]) + int(n["length"]), sr) - t0
-                    notes.append(Note(int(n["pitch"]), int(n["velocity"]), int(a), max(1, int(b - a))))
-                end = target.end if target else start + max((int(n["start"]) + int(n["length"]) for n in notes_s), default=sr)
-                length = max(1, tm.sample_to_tick(end, sr) - t0)
+                end = target.end if target else start + max(
+                    (int(n["start"]) + int(n["length"]) for n in notes_s), default=project.sample_rate)
+                clip = midi_clip_from_notes(notes_s, project.tempo_map, project.sample_rate, start, end - start,
+                                            name=label)
                 track = Track(name=f"{label} (MIDI)", kind="midi", parent_id=target.track_id if target else None,
-                              provenance=prov, clips=[MidiClip(start=int(t0), length=int(length), notes=notes, name=label)])
+                              provenance=prov, clips=[clip])
                 undo_stack.push(edits.AddTracks([track], label=f"Add MIDI: {label}"))
             elif job.media:
                 if target is not None and target.track_id is not None:
