@@ -140,7 +140,9 @@ def test_disk_buffer_matches_memory(tiny, mixture44, tmp_path):
     assert isinstance(disk.stems["bass"], np.memmap)
     for n in SOURCES:
         assert np.array_equal(np.asarray(disk.stems[n]), mem.stems[n])
-    del disk
+    auto = separate(identity_model(samplerate=sr), x, sr, SeparationOptions(disk_threshold_bytes=1000, tmp_dir=str(tmp_path)))
+    assert auto.info["disk_buffer"] and np.abs(sum(auto.stems.values()) - x).max() < 1e-5
+    del disk, auto
     import gc
 
     gc.collect()

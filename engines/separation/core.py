@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from engines.base import InvalidJob, JobCancelled
+from engines.base import InvalidJob, JobCancelled, is_out_of_memory
 from engines.separation.overlap_add import plan_chunks, transition_window, weight_sum
 
 ProgressFn = Callable[..., None]
@@ -232,6 +232,7 @@ class _Runner:
         self.total = max(1, total)
         self.done = 0
         self.batches = 0
+        self.autocast_error = ""
 
     def _tick(self, n: int) -> None:
         self.done += n
@@ -283,11 +284,14 @@ class _Runner:
                 # does not reuse a block before its asynchronous copy has finished
                 x = x.pin_memory().to(self.device, non_blocking=True)
             with torch.inference_mode():
-                if self.autocast is not None:
-                    with torch.autocast(device_type="cuda", dtype=self.autocast):
-                        y = model(x)
-                else:
-                    y = model(x)
+                try:
+                    y = self._forward(model, x)
+                except RuntimeError as exc:
+                    if self.autocast is None or is_out_of_memory(exc):
+                        raise
+                    # an op without a reduced-precision kernel on this device: finish in float32
+                    self.autocast, self.autocast_error = None, f"{type(exc).__name__}: {exc}"[:300]
+                    y = self._forward(model, x)
                 y = y.float()
                 if self.cuda:
                     # overlapped I/O: start the copy of this batch, then cross-fade the
@@ -303,6 +307,12 @@ class _Runner:
             self._accumulate(y.numpy(), None, batch_offsets, plan, window, wsum, shift, acc, used, coef)
         if pending is not None:
             self._accumulate(*pending, plan, window, wsum, shift, acc, used, coef)
+
+    def _forward(self, model: Any, x: Any) -> Any:
+        if self.autocast is not None:
+            with self.torch.autocast(device_type="cuda", dtype=self.autocast):
+                return model(x)
+        return model(x)
 
     def _accumulate(self, y, event, batch_offsets, plan, window, wsum, shift, acc, used, coef) -> None:
         if event is not None:
@@ -491,6 +501,7 @@ def separate(
         "members_run": len(runs),
         "shifts": [int(s) for s in shift_values] if opts.shifts else [],
         "disk_buffer": buffers.disk,
+        "autocast_error": runner.autocast_error,
         "seconds": {
             "prepare": t_prep - t0,
             "inference": t_infer - t_prep,
