@@ -251,9 +251,23 @@ class JobsBridge(QObject):
         bpm = data.get("bpm", data.get("tempo"))
         if not bpm:
             return "Analysis finished (no tempo found)."
-        num = int(data.get("numerator", doc.project.tempo_map.signatures[0].numerator))
-        den = int(data.get("denominator", doc.project.tempo_map.signatures[0].denominator))
-        doc.push(edits.SetTempoMap(TempoMap.constant(float(bpm), num, den)))
+        sig = doc.project.tempo_map.signatures[0]
+        num, den = data.get("time_signature") or (data.get("numerator", sig.numerator),
+                                                  data.get("denominator", sig.denominator))
+        num, den = int(num), int(den)
+        grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
+        tempo_map = TempoMap.constant(float(bpm), num, den)
+        if grid.get("beats") and grid.get("downbeats"):
+            # bar lines on the detected downbeats (studio.analysis_ops, as the CLI does)
+            import numpy as np
+
+            from studio.analysis_ops import tempo_map_from_beats
+
+            start = job.target.start if job.target is not None else 0
+            tempo_map = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid["downbeats"]),
+                                             float(bpm), doc.project.sample_rate, numerator=num,
+                                             denominator=den, start=int(start)).tempo_map
+        doc.push(edits.SetTempoMap(tempo_map))
         self.result_applied.emit(job_id)
         return f"Grid set to {float(bpm):.1f} BPM, {num}/{den} (undo with Ctrl+Z)."
 

@@ -178,3 +178,17 @@ def test_models_window_download_progress_arrives_on_ui_thread(qtbot, tmp_path):
     qtbot.waitUntil(lambda: "Downloaded tiny" in win.status.text(), timeout=5000)
     assert seen_threads == [False]  # the download ran off the UI thread
     assert 1000 in values or 500 in values
+
+
+def test_analyze_real_engine_sets_grid_from_track(window, qtbot, shared):
+    """The offline music-analysis engine on the Warzone 2100 excerpt (tagged 80 BPM)."""
+    from ui.job_target import JobTarget
+
+    (track,) = window.import_files([shared / "audio" / "uncertain_future_30s.flac"])
+    bridge = window.jobs()
+    with qtbot.waitSignal(bridge.job_finished, timeout=240000) as blocker:
+        bridge.submit(window.doc, "analyze", "music-analysis", {}, JobTarget(track.id))
+    assert blocker.args[1] == "done", blocker.args[2]
+    tm = window.doc.project.tempo_map
+    assert abs(tm.tempos[-1].bpm - 80.0) < 2.0
+    assert "80" in window.tempo_label.text() or tm.tempos[0].bpm != 80.0
