@@ -25,6 +25,7 @@ An explicitly configured path (1 or 2) that does not exist is an error, not skip
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
 import threading
@@ -157,7 +158,7 @@ class GMSynth:
     """One FluidSynth instance with a GM SoundFont loaded, at one sample rate.
 
     Each :meth:`render` runs on a fresh FluidSynth instance (so a render depends only on
-    its own events); :meth:`render` is serialised by a lock.
+    its own events), so renders may run in parallel threads (ctypes releases the GIL).
 
     Args:
         sample_rate: Hz, 8000..96000 (FluidSynth's range).
@@ -175,7 +176,6 @@ class GMSynth:
         self.soundfont = Path(soundfont) if soundfont else find_soundfont()
         if not self.soundfont.is_file():
             raise RenderError(f"SoundFont '{self.soundfont}' does not exist")
-        self._lock = threading.Lock()
         write = self._fs._fl.fluid_synth_write_float
         write.restype = ctypes.c_int
         write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
@@ -271,12 +271,13 @@ class GMSynth:
         for n in notes:
             groups.setdefault(n.on % BLOCK, []).append(n)
         ctl = [(c.sample, 1, c.kind, c.a, c.b) for c in controls]
-        with self._lock:
-            self._open()
-            try:
-                reached = self._render_groups(out, start, groups, ctl, channel, program, is_drum, cap)
-            finally:
-                self._close()
+        run = copy.copy(self)  # own FluidSynth instance and buffer: renders may run in parallel threads
+        run._buf = np.zeros((2, 4096), dtype=np.float32)
+        run._open()
+        try:
+            reached = run._render_groups(out, start, groups, ctl, channel, program, is_drum, cap)
+        finally:
+            run._close()
         if frames is None:
             return np.ascontiguousarray(out[:, :reached])
         return out
