@@ -184,3 +184,18 @@ def test_renderer_notices_replaced_notes(gm):
     p.tracks[0].clips[0].notes = [Note(67, 100, 0, 960)]  # what SetNotes does
     after = r.render_block(0, 20000).mix
     assert np.abs(after).max() > 1e-3 and not np.allclose(after, before, atol=1e-3)
+
+
+def test_parallel_midi_tracks_equal_serial_render(gm):
+    from studio.render import Renderer
+
+    p = midi_project([Note(60 + i % 12, 100, i * 300, 400) for i in range(40)])
+    for prog, drum in ((33, False), (0, True)):
+        t = Track(f"P{prog}", kind="midi", program=prog, is_drum=drum,
+                  clips=[MidiClip(0, 960 * 16, notes=[Note(36 + i % 10, 100, i * 410, 300) for i in range(30)])])
+        p.tracks.append(t)
+    with Renderer(p, None, threads=3) as par, Renderer(p, None, threads=1) as ser:
+        a = par.render_block(0, 5 * SR)
+        b = ser.render_block(0, 5 * SR)
+    assert np.array_equal(a.mix, b.mix) and np.abs(a.mix).max() > 1e-3
+    assert all(np.array_equal(a.stems[k], b.stems[k]) for k in a.stems)
