@@ -233,6 +233,7 @@ class _Runner:
         self.done = 0
         self.batches = 0
         self.autocast_error = ""
+        self.pipelined = self.cuda
 
     def _tick(self, n: int) -> None:
         self.done += n
@@ -278,11 +279,7 @@ class _Runner:
                 src_lo, src_hi = max(lo, 0), min(hi, length)
                 if src_hi > src_lo:
                     chunk[j, :, src_lo - lo: src_hi - lo] = mix[:, src_lo:src_hi]
-            x = torch.from_numpy(chunk)
-            if self.cuda:
-                # pinned staging buffers come from torch's caching host allocator, which
-                # does not reuse a block before its asynchronous copy has finished
-                x = x.pin_memory().to(self.device, non_blocking=True)
+            x = self._to_device(torch.from_numpy(chunk))
             with torch.inference_mode():
                 try:
                     y = self._forward(model, x)
@@ -293,13 +290,10 @@ class _Runner:
                     self.autocast, self.autocast_error = None, f"{type(exc).__name__}: {exc}"[:300]
                     y = self._forward(model, x)
                 y = y.float()
-                if self.cuda:
+                if self.pipelined:
                     # overlapped I/O: start the copy of this batch, then cross-fade the
                     # previous batch on the CPU while the device works on this one
-                    host_out = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
-                    host_out.copy_(y, non_blocking=True)
-                    event = torch.cuda.Event()
-                    event.record()
+                    host_out, event = self._start_host_copy(y)
                     if pending is not None:
                         self._accumulate(*pending, plan, window, wsum, shift, acc, used, coef)
                     pending = (host_out, event, batch_offsets)
@@ -307,6 +301,26 @@ class _Runner:
             self._accumulate(y.numpy(), None, batch_offsets, plan, window, wsum, shift, acc, used, coef)
         if pending is not None:
             self._accumulate(*pending, plan, window, wsum, shift, acc, used, coef)
+
+    def _to_device(self, x: Any) -> Any:
+        if not self.cuda:
+            return x
+        # pinned staging buffers come from torch's caching host allocator, which does
+        # not reuse a block before its asynchronous copy has finished
+        return x.pin_memory().to(self.device, non_blocking=True)
+
+    def _start_host_copy(self, y: Any) -> tuple[Any, Any]:
+        """Start an asynchronous device-to-host copy; returns ``(host tensor, event)``."""
+        torch = self.torch
+        host = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(y, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return host, event
+
+    def _finish_host_copy(self, host: Any, event: Any) -> np.ndarray:
+        event.synchronize()
+        return host.numpy()
 
     def _forward(self, model: Any, x: Any) -> Any:
         if self.autocast is not None:
@@ -316,8 +330,7 @@ class _Runner:
 
     def _accumulate(self, y, event, batch_offsets, plan, window, wsum, shift, acc, used, coef) -> None:
         if event is not None:
-            event.synchronize()
-            y = y.numpy()
+            y = self._finish_host_copy(y, event)
         length = acc[0].shape[-1]
         segment = plan.segment
         for j, off in enumerate(batch_offsets):
