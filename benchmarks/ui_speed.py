@@ -36,8 +36,14 @@ def _pump(app, seconds: float) -> None:
         app.processEvents()
 
 
-def measure_stall(app, seconds: float, until=None) -> tuple[float, int]:
-    """Longest gap (ms) between 5 ms timer ticks over ``seconds`` (or until ``until()``)."""
+def measure_stall(app, seconds: float, until=None, trace: bool = False, marks=None) -> tuple[float, int, list]:
+    """Longest gap (ms) between 5 ms timer ticks over ``seconds`` (or until ``until()``).
+
+    Returns ``(max gap ms, ticks, gaps)`` with ``gaps`` = ``(start time, ms)`` of gaps over
+    50 ms. With ``trace``, a watchdog thread prints the UI thread's stack during long gaps."""
+    import threading
+    import traceback
+
     from PyQt6.QtCore import QTimer
 
     stamps: list[float] = []
@@ -45,13 +51,34 @@ def measure_stall(app, seconds: float, until=None) -> tuple[float, int]:
     timer.setInterval(5)
     timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
     timer.start()
+    stop = threading.Event()
+    main_id = threading.get_ident()
+
+    def watchdog() -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+            if stamps and time.perf_counter() - stamps[-1] > 0.05:
+                frame = sys._current_frames().get(main_id)
+                if frame is not None:
+                    print("  stall trace:", " <- ".join(
+                        f"{fs.name}@{Path(fs.filename).name}:{fs.lineno}"
+                        for fs in reversed(traceback.extract_stack(frame, limit=6))))
+                time.sleep(0.05)
+
+    if trace:
+        threading.Thread(target=watchdog, daemon=True).start()
     end = time.perf_counter() + seconds
     while time.perf_counter() < end and not (until and until()):
         app.processEvents()
         time.sleep(0.001)
+    for _ in range(40):  # let queued work (result application, repaint) run
+        app.processEvents()
+        time.sleep(0.005)
     timer.stop()
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return (max(gaps) * 1000 if gaps else float("nan")), len(stamps)
+    stop.set()
+    gaps = [(a, (b - a) * 1000) for a, b in zip(stamps, stamps[1:])]
+    long = [(a, g) for a, g in gaps if g > 50]
+    return (max(g for _, g in gaps) if gaps else float("nan")), len(stamps), long
 
 
 def main() -> int:
@@ -60,6 +87,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--keep", help="folder to build (or reuse) the project in")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--trace", action="store_true", help="print the UI thread's stack during long stalls")
     args = ap.parse_args()
 
     from ui.demo import build_synthetic_project
@@ -161,7 +189,7 @@ def main() -> int:
     # ---- event-loop stall during a separation job ------------------------------------------
     canvas.tile_budget_s = 0.008  # the app's setting
     win.timeline.zoom_to_fit()
-    idle, ticks = measure_stall(app, 2.0)
+    idle, ticks, _ = measure_stall(app, 2.0)
     print(f"event-loop max gap, idle (baseline): {idle:6.1f} ms over {ticks} ticks")
     from studio.jobs import JobManager
 
@@ -176,8 +204,16 @@ def main() -> int:
     t = time.perf_counter()
     jid = bridge.submit(doc, "separate", "dsp-separation", {}, JobTarget(track.id))
     t_submit = time.perf_counter() - t
-    stall, ticks = measure_stall(app, 600.0, until=lambda: bridge.states.get(jid) in ("done", "failed", "cancelled"))
+    finished_at = []
+    bridge.job_finished.connect(lambda *_a: finished_at.append(time.perf_counter()))
+    stall, ticks, long = measure_stall(app, 600.0, trace=args.trace,
+                                       until=lambda: bridge.states.get(jid) in ("done", "failed", "cancelled"))
     t_job = time.perf_counter() - t
+    fin = finished_at[0] if finished_at else float("inf")
+    during = max((g for a, g in long if a < fin - 0.5), default=0.0)
+    applying = max((g for a, g in long if a >= fin - 0.5), default=0.0)
+    print(f"gaps over 50 ms: {len(long)}; longest while the job ran {during:.0f} ms, "
+          f"while its result was applied {applying:.0f} ms")
     print(f"submit (renders the 5-min input on the UI thread): {t_submit * 1000:.0f} ms")
     print(f"separation job: {bridge.states.get(jid)} in {t_job:.1f} s; "
           f"{bridge.messages.get(jid, '')}")

@@ -142,11 +142,20 @@ class MainWindow(QMainWindow):
 
     def _on_changed(self) -> None:
         self._update_actions()
-        if self.doc is not None:
-            tm = self.doc.project.tempo_map
-            sig = tm.signatures[0]
-            self.tempo_label.setText(f"{tm.tempos[0].bpm:.1f} BPM  {sig.numerator}/{sig.denominator}")
+        self._update_tempo_label()
         self._on_selection()
+
+    def _update_tempo_label(self) -> None:
+        """Tempo and meter in force at the playhead."""
+        if self.doc is None:
+            return
+        proj = self.doc.project
+        tm = proj.tempo_map
+        tick = tm.sample_to_tick(self.canvas.playhead, proj.sample_rate)
+        # just after a pickup bar the grid's main tempo is the interesting one
+        bpm = tm.bpm_at(max(tick, tm.tempos[1].tick if len(tm.tempos) == 2 and tick == 0 else tick))
+        sig = tm.signature_at(tick)
+        self.tempo_label.setText(f"{bpm:.1f} BPM  {sig.numerator}/{sig.denominator}")
 
     def _update_actions(self) -> None:
         has = self.doc is not None
@@ -225,6 +234,7 @@ class MainWindow(QMainWindow):
         secs = sample / proj.sample_rate
         m, s = divmod(secs, 60)
         self.time_label.setText(f"{bar + 1}.{beat + 1}.{int(in_beat * 4 // 960) + 1}   {int(m):02d}:{s:06.3f}")
+        self._update_tempo_label()
         if self.playback is not None and not self.playback.is_playing:
             self.playback.seek(sample)
 
