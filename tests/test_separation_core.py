@@ -176,11 +176,17 @@ def test_progress_and_cancel(mixture44):
         (np.zeros((2, 0), np.float32), {}, "empty"),
         (np.zeros((2, 100), np.float32), {"stems": ["kazoo"]}, "kazoo"),
         (np.zeros((2, 100), np.float32), {"dtype": "int8"}, "dtype"),
+        (np.zeros((2, 100), np.float32), {"overlap": 1.0}, "overlap"),
     ],
 )
 def test_bad_input_raises_clear_error(audio, opts, match):
     with pytest.raises(InvalidJob, match=match):
         separate(identity_model(), audio, 44100, SeparationOptions(**opts))
+
+
+def test_segment_longer_than_the_htdemucs_training_length_is_refused(tiny):
+    with pytest.raises(InvalidJob, match="longer than this model"):
+        separate(tiny, np.zeros((2, 100), np.float32), 44100, SeparationOptions(segment=0.6))
 
 
 def test_silence_stays_silent(tiny):

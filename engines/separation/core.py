@@ -405,6 +405,8 @@ def separate(
             raise InvalidJob(f"residual stem {residual_stem!r} is not a source of this model")
     if opts.shifts < 0:
         raise InvalidJob(f"shifts must be >= 0, got {opts.shifts}")
+    if not 0.0 <= float(opts.overlap) < 1.0:
+        raise InvalidJob(f"overlap must be in [0, 1), got {opts.overlap}")
 
     # 1. scale to unit variance (demucs.api divides by the std of the mono reference; we
     #    do not subtract its mean: HT-Demucs removes each chunk's mean itself, and keeping
@@ -441,7 +443,13 @@ def separate(
         seg_s = float(opts.segment) if opts.segment else float(getattr(sub, "segment", 0) or 0)
         if seg_s <= 0:
             raise InvalidJob("the model has no segment length; give options.segment")
-        segments.append(max(1, int(round(seg_s * model_sr))))
+        seg = max(1, int(round(seg_s * model_sr)))
+        if getattr(sub, "use_train_segment", False) and getattr(sub, "segment", None):
+            # HTDemucs can't take more than its training length (it pads shorter input)
+            limit = int(sub.segment * model_sr)
+            if seg > limit:
+                raise InvalidJob(f"segment {seg_s:g} s is longer than this model's {float(sub.segment):g} s")
+        segments.append(seg)
     rng = random.Random(opts.seed)
     n_shifts = max(1, opts.shifts)
     max_shift = int(0.5 * model_sr)
