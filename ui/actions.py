@@ -63,7 +63,7 @@ TOOLBAR = ["new", "open", "save", None, "undo", "redo", None, "play", "loop", "t
            "zoom_in", "zoom_out", "zoom_fit", "snap", None, "separate", "transcribe", "analyze"]
 
 
-TOOLBAR_TEXT = {"new": "New", "open": "Open", "save": "Save", "play": "▶ Play", "loop": "⟳ Loop",
+TOOLBAR_TEXT = {"undo": "Undo", "redo": "Redo", "new": "New", "open": "Open", "save": "Save", "play": "▶ Play", "loop": "⟳ Loop",
                 "to_start": "|◀", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
                 "separate": "Separate", "transcribe": "Transcribe", "analyze": "Analyze"}
 

@@ -61,8 +61,10 @@ class JobRow(QWidget):
             self.info.setStyleSheet("color:#7cc644;")
         elif state == "cancelled":
             self.info.setStyleSheet("color:#a0a4ab;")
+            self.bar.setEnabled(False)
         else:
             self.info.setStyleSheet("color:#ff7b6b;")
+            self.bar.setStyleSheet("QProgressBar::chunk { background: #c0392b; }")
         self.info.setText(message)
 
 
