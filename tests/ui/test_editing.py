@@ -351,3 +351,32 @@ def test_drag_out_audio_clip_writes_what_it_plays(window, shared):
     assert np.allclose(data.T[:, 500:], src[:, 500:], atol=1e-4)  # 24-bit rounding
     assert np.all(np.abs(data.T[:, :500]) <= np.abs(src[:, :500]) + 1e-4)  # faded in
     assert abs(data[0, 0]) < 1e-4
+
+
+def test_ruler_loop_and_wheel_zoom(window, qtbot, shared):
+    from PyQt6.QtCore import QEvent
+    from PyQt6.QtGui import QMouseEvent, QWheelEvent
+
+    window.import_files([shared / "audio" / "lmms_break01.ogg"])
+    geom, ruler, canvas = window.timeline.geom, window.timeline.ruler, window.canvas
+    sr = window.doc.project.sample_rate
+    geom.samples_per_px, geom.origin = sr / 100.0, 0.0  # 100 px per second, 120 BPM: a beat = 50 px
+    y = ruler.height() - 3  # lower third: loop range
+    qtbot.mousePress(ruler, Qt.MouseButton.LeftButton, pos=QPoint(52, y))
+    ruler.mouseMoveEvent(QMouseEvent(QEvent.Type.MouseMove, QPointF(248, y), QPointF(248, y),
+                                     Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                                     Qt.KeyboardModifier.NoModifier))
+    qtbot.mouseRelease(ruler, Qt.MouseButton.LeftButton, pos=QPoint(248, y))
+    loop = window.doc.project.loop
+    assert (loop.start, loop.end) == (sr // 2, 5 * sr // 2)  # snapped to beats
+    assert canvas.loop == (loop.start, loop.end)
+    window.on_undo()
+    assert window.doc.project.loop is None
+    # Ctrl+wheel zooms around the mouse
+    anchor = geom.sample_at(300)
+    ev = QWheelEvent(QPointF(300, 20), QPointF(300, 20), QPoint(0, 0), QPoint(0, 120),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier,
+                     Qt.ScrollPhase.NoScrollPhase, False)
+    canvas.wheelEvent(ev)
+    assert geom.samples_per_px == pytest.approx(sr / 100.0 * 0.8)
+    assert abs(geom.sample_at(300) - anchor) <= geom.samples_per_px
