@@ -157,8 +157,9 @@ class ControlEvent:
 class GMSynth:
     """One FluidSynth instance with a GM SoundFont loaded, at one sample rate.
 
-    Each :meth:`render` runs on a fresh FluidSynth instance (so a render depends only on
-    its own events), so renders may run in parallel threads (ctypes releases the GIL).
+    Each :meth:`render` runs on a fresh FluidSynth instance, so a render depends only on
+    its own events. Renders are serialised by a process-wide lock: FluidSynth instances
+    running in parallel threads were seen to give slightly different (non-reproducible) audio.
 
     Args:
         sample_rate: Hz, 8000..96000 (FluidSynth's range).
@@ -271,13 +272,14 @@ class GMSynth:
         for n in notes:
             groups.setdefault(n.on % BLOCK, []).append(n)
         ctl = [(c.sample, 1, c.kind, c.a, c.b) for c in controls]
-        run = copy.copy(self)  # own FluidSynth instance and buffer: renders may run in parallel threads
+        run = copy.copy(self)  # own FluidSynth instance and buffer
         run._buf = np.zeros((2, 4096), dtype=np.float32)
-        run._open()
-        try:
-            reached = run._render_groups(out, start, groups, ctl, channel, program, is_drum, cap)
-        finally:
-            run._close()
+        with _FLUID_LOCK:  # concurrent FluidSynth instances give slightly different audio
+            run._open()
+            try:
+                reached = run._render_groups(out, start, groups, ctl, channel, program, is_drum, cap)
+            finally:
+                run._close()
         if frames is None:
             return np.ascontiguousarray(out[:, :reached])
         return out
@@ -325,6 +327,7 @@ class GMSynth:
                 break
 
 
+_FLUID_LOCK = threading.Lock()
 _SYNTHS: dict[tuple[str, int], GMSynth] = {}
 _SYNTHS_LOCK = threading.Lock()
 
