@@ -155,7 +155,7 @@ class ControlEvent:
 
 
 class GMSynth:
-    """One FluidSynth instance with a GM SoundFont loaded, at one sample rate.
+    """General MIDI synthesis with one SoundFont at one sample rate, through FluidSynth.
 
     Each :meth:`render` runs on a fresh FluidSynth instance, so a render depends only on
     its own events. Renders are serialised by a process-wide lock: FluidSynth instances
@@ -187,9 +187,9 @@ class GMSynth:
         self._sfid = -1
 
     def _open(self) -> None:
-        """A fresh FluidSynth instance, so that a render never depends on earlier renders
-        (FluidSynth's reused voices carry state from one note to the next). With dynamic
-        sample loading the SoundFont opens in tens of milliseconds."""
+        """A fresh FluidSynth instance, so that a render never depends on earlier renders.
+        With dynamic sample loading the SoundFont opens in tens of milliseconds and only
+        the samples of the selected preset are read."""
         self._synth = self._fs.Synth(gain=SYNTH_GAIN, samplerate=float(self.sample_rate), **{
             "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1})
         self._sfid = self._synth.sfload(str(self.soundfont))
