@@ -35,18 +35,22 @@ class Document(QObject):
     # -- convenience views ---------------------------------------------------------
     @property
     def project(self):
+        """The live project (read it; change it only by commands)."""
         return self.session.project
 
     @property
     def pool(self):
+        """The bundle's media pool."""
         return self.session.pool
 
     @property
     def undo_stack(self):
+        """The session's undo stack."""
         return self.session.undo_stack
 
     @property
     def path(self) -> Path:
+        """The bundle folder."""
         return self.session.bundle
 
     # -- loading ---------------------------------------------------------------
@@ -74,13 +78,16 @@ class Document(QObject):
         return self.undo_stack.group(label)
 
     def undo(self) -> bool:
+        """Undo one step; False when there is nothing to undo."""
         return self.undo_stack.undo()
 
     def redo(self) -> bool:
+        """Redo one step; False when there is nothing to redo."""
         return self.undo_stack.redo()
 
     @property
     def is_dirty(self) -> bool:
+        """True when there are unsaved changes."""
         return bool(self.undo_stack.is_dirty)
 
     def save(self) -> Path:
@@ -97,6 +104,7 @@ class Document(QObject):
             return None
 
     def close(self) -> None:
+        """Release the session lock (autosaves stay for recovery)."""
         self.session.close()
 
     def _on_stack(self, *args: Any) -> None:

@@ -128,6 +128,7 @@ class SchemaForm(QWidget):
         return out
 
     def set_values(self, values: dict[str, Any]) -> None:
+        """Show ``values`` (names not in the form are ignored)."""
         for name, v in values.items():
             if name not in self.widgets:
                 continue
@@ -221,12 +222,15 @@ class EngineDialog(QDialog):
         self.form_host.addWidget(self.form)
 
     def engine_id(self) -> str:
+        """The chosen engine's registry id."""
         return self.engine.currentData()
 
     def seed(self) -> int:
+        """The chosen random seed."""
         return int(self.seed_box.value())
 
     def params(self) -> dict[str, Any]:
+        """The form's parameters (see :meth:`SchemaForm.values`)."""
         return self.form.values() if self.form is not None else {}
 
     def _ok(self) -> None:

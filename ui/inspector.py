@@ -39,6 +39,7 @@ class Inspector(QWidget):
         self.setMinimumWidth(240)
 
     def clear(self) -> None:
+        """Show nothing."""
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}

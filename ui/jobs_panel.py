@@ -47,12 +47,14 @@ class JobRow(QWidget):
         lay.addWidget(self.cancel)
 
     def progress(self, fraction: float, stage: str, eta: float | None) -> None:
+        """Show a progress report: fraction 0..1, stage label, ETA seconds (None: unknown)."""
         self.state = "running"
         self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         pct = f"{fraction * 100:.0f}%"
         self.info.setText("  ".join(x for x in (pct, stage, fmt_eta(eta)) if x))
 
     def finish(self, state: str, message: str) -> None:
+        """Show the end state (done, failed, cancelled) and its plain-words message."""
         self.state = state
         self.cancel.setEnabled(False)
         self.cancel.setText("Done" if state == "done" else "—")
@@ -92,9 +94,11 @@ class JobsPanel(QWidget):
         outer.addWidget(scroll)
 
     def set_document(self, doc) -> None:
+        """The document whose jobs are shown."""
         self.doc = doc
 
     def set_bridge(self, bridge) -> None:
+        """Listen to a :class:`ui.qt_bridge.JobsBridge`."""
         if bridge is self.bridge:
             return
         self.bridge = bridge
@@ -103,6 +107,7 @@ class JobsPanel(QWidget):
         bridge.job_finished.connect(self.on_finished)
 
     def add_job(self, job_id: str, title: str) -> None:
+        """Add a row for a new job (newest first)."""
         self.empty.hide()
         row = JobRow(job_id, title, self._cancel, self)
         self.rows[job_id] = row

@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
     # -- helpers ------------------------------------------------------------------------------
     @property
     def canvas(self):
+        """The arrange canvas."""
         return self.timeline.canvas
 
     def error(self, text: str, title: str = "Seed Studio") -> None:
@@ -192,6 +193,7 @@ class MainWindow(QMainWindow):
             return None
 
     def selected_track(self) -> Track | None:
+        """The track whose header was clicked last, or None."""
         tid = self.canvas.selected_track
         if tid is None or self.doc is None:
             return None
@@ -596,6 +598,7 @@ class MainWindow(QMainWindow):
             self.open_piano_roll(clips[0].id)
 
     def open_piano_roll(self, clip_id: str):
+        """Open the piano roll on a MIDI clip; returns the window."""
         from ui.piano_roll import PianoRollWindow
 
         win = PianoRollWindow(self.doc, clip_id, self)

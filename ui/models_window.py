@@ -50,6 +50,7 @@ class ModelsWindow(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
+        """Re-read every record's status."""
         from engines.models import human_size
 
         self.records = self.manager.records
@@ -69,6 +70,7 @@ class ModelsWindow(QDialog):
         return [self.records[i] for i in sorted(rows)]
 
     def download_selected(self) -> None:
+        """Download the selected model in a worker thread."""
         recs = [r for r in self._selected() if not r.builtin]
         if not recs:
             self.status.setText("Select a model that needs a download.")
@@ -105,6 +107,7 @@ class ModelsWindow(QDialog):
         self.refresh()
 
     def import_selected(self) -> None:
+        """Import the selected model's files from a folder the musician picks."""
         recs = self._selected()
         if not recs:
             self.status.setText("Select the model to import.")
@@ -114,6 +117,7 @@ class ModelsWindow(QDialog):
             self.import_from(recs[0].id, folder)
 
     def import_from(self, model_id: str, folder: str) -> bool:
+        """Import ``model_id`` from ``folder``; False (with a message) on failure."""
         try:
             self.manager.import_from(model_id, folder)
         except Exception as exc:
@@ -124,6 +128,7 @@ class ModelsWindow(QDialog):
         return True
 
     def remove_selected(self) -> None:
+        """Delete the selected models' files."""
         for r in self._selected():
             try:
                 self.manager.remove(r)

@@ -55,24 +55,31 @@ class PianoRollCanvas(QWidget):
 
     # -- geometry --------------------------------------------------------------------
     def grid_h(self) -> int:
+        """Height of the note grid (above the velocity strip), pixels."""
         return self.height() - VEL_H
 
     def x_of(self, tick: float) -> float:
+        """Pixel x of a clip-relative tick."""
         return KEY_W + tick * self.px_per_tick
 
     def tick_at(self, x: float) -> int:
+        """Clip-relative tick at pixel x (>= 0)."""
         return max(0, int(round((x - KEY_W) / self.px_per_tick)))
 
     def y_of(self, pitch: int) -> float:
+        """Pixel y of the top of a pitch row."""
         return (self.top_pitch - pitch) * ROW_H
 
     def pitch_at(self, y: float) -> int:
+        """MIDI pitch at pixel y."""
         return max(0, min(127, self.top_pitch - int(y // ROW_H)))
 
     def note_rect(self, n: Note) -> QRectF:
+        """Rectangle of a note, pixels."""
         return QRectF(self.x_of(n.start), self.y_of(n.pitch), max(3.0, n.length * self.px_per_tick), ROW_H - 1)
 
     def note_at(self, x: float, y: float) -> int | None:
+        """Index of the topmost note under a point, or None."""
         for i in range(len(self.editor.notes) - 1, -1, -1):
             if self.note_rect(self.editor.notes[i]).contains(x, y):
                 return i
@@ -236,6 +243,7 @@ class PianoRollWindow(QDialog):
         doc.changed.connect(self._reload)
 
     def grid(self) -> int:
+        """The grid step, ticks."""
         return GRIDS[self.grid_box.currentText()]
 
     def commit(self, label: str) -> None:
@@ -247,6 +255,7 @@ class PianoRollWindow(QDialog):
         self.canvas.update()
 
     def quantize(self) -> None:
+        """Quantize note starts to the grid (one undo step)."""
         self.notes = quantize_notes(self.notes, self.grid())
         self.commit("Quantize")
 

@@ -93,21 +93,26 @@ class PlaybackController(QObject):
         self.timer.timeout.connect(self._tick)
 
     def set_document(self, doc) -> None:
+        """Stop, then play this document from now on."""
         self.stop()
         self.doc = doc
 
     @property
     def is_playing(self) -> bool:
+        """True while the audio thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
     @property
     def pos(self) -> int:
+        """Current play position, samples."""
         return self._pos
 
     def seek(self, sample: int) -> None:
+        """Move the play position (samples)."""
         self._pos = max(0, int(sample))
 
     def set_looping(self, on: bool) -> None:
+        """Loop the project's loop range or not."""
         self._looping = bool(on)
 
     def play(self, start: int, *, loop: bool = False) -> bool:
@@ -132,6 +137,7 @@ class PlaybackController(QObject):
         return True
 
     def stop(self) -> None:
+        """Stop playback (waits for the audio thread)."""
         if self._thread is None:
             return
         self._stop.set()

@@ -336,6 +336,7 @@ class PeaksLoader(QObject):
         self.loaded.emit(media_id)
 
     def reset(self) -> None:
+        """Forget which peaks are loaded (new document)."""
         self.ready.clear()
         self.failed.clear()
 
@@ -371,6 +372,7 @@ class BackgroundTask(QObject):
         self.thread = None
 
     def start(self) -> None:
+        """Start the worker thread."""
         import threading
 
         def work() -> None:

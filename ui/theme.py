@@ -65,8 +65,10 @@ def apply(app) -> None:
 
 
 def lighter(colour: str | QColor, factor: int = 150) -> QColor:
+    """A lighter colour (Qt factor, 150 = 50 % lighter)."""
     return QColor(colour).lighter(factor)
 
 
 def darker(colour: str | QColor, factor: int = 200) -> QColor:
+    """A darker colour (Qt factor)."""
     return QColor(colour).darker(factor)

@@ -119,6 +119,7 @@ class ArrangeCanvas(QWidget):
 
     # -- model ------------------------------------------------------------------
     def set_document(self, doc) -> None:
+        """Show another document (caches dropped)."""
         self.doc = doc
         self.cache.clear()
         self.peaks_loader.reset()
@@ -141,10 +142,12 @@ class ArrangeCanvas(QWidget):
         self.relayout()
 
     def relayout(self) -> None:
+        """Recompute the rows and repaint."""
         self.rows = layout_rows(self.doc.project, self.track_h) if self.doc is not None else []
         self.update()
 
     def content_height(self) -> int:
+        """Height of all rows, pixels."""
         return total_height(self.rows)
 
     def _peaks_of(self, media_id: str):
@@ -162,9 +165,11 @@ class ArrangeCanvas(QWidget):
         return snap_sample(sample, p.tempo_map, p.sample_rate, step)
 
     def row_at_y(self, y: float) -> Row | None:
+        """The row at widget y, or None."""
         return row_at(self.rows, y + self.vscroll)
 
     def clip_rect(self, row: Row, span: tuple[int, int]) -> QRectF:
+        """Widget rectangle of a timeline span in a row."""
         x0, x1 = self.geom.x_of(span[0]), self.geom.x_of(span[1])
         return QRectF(x0, row.y - self.vscroll + 1, max(1.0, x1 - x0), row.h - 2)
 
@@ -790,6 +795,7 @@ class ArrangeCanvas(QWidget):
         self.update()
 
     def selected_clip_objects(self) -> list[tuple[Track, object]]:
+        """``(track, clip)`` of the selected clips."""
         out = []
         for cid in self.selected_clips:
             try:

@@ -143,17 +143,20 @@ class TrackHeader(QFrame):
         menu.exec(e.globalPos())
 
     def rename(self) -> None:
+        """Ask for a new name (SetTrackProperty)."""
         track = self.doc.project.track(self.track_id)
         name, ok = QInputDialog.getText(self, "Rename track", "Name:", text=track.name)
         if ok and name.strip():
             self._set("name", name.strip())
 
     def pick_colour(self) -> None:
+        """Ask for a colour (SetTrackProperty)."""
         c = QColorDialog.getColor(self.colour, self, "Track colour")
         if c.isValid():
             self._set("colour", c.name())
 
     def delete(self) -> None:
+        """Remove the track (RemoveTrack)."""
         from studio import edits
 
         self.doc.push(edits.RemoveTrack(self.track_id))
@@ -187,6 +190,7 @@ class HeaderColumn(QWidget):
         self.setStyleSheet("HeaderColumn{background:#202226;}")
 
     def set_document(self, doc) -> None:
+        """Drop every header; the next sync builds them for ``doc``."""
         for w in list(self.tracks.values()) + list(self.lanes.values()):
             w.deleteLater()
         self.tracks.clear()

@@ -58,6 +58,7 @@ def layout_rows(project: Project, track_h: int = TRACK_H, collapsed: set[str] | 
 
 
 def total_height(rows: list[Row]) -> int:
+    """Height of all rows, pixels."""
     return rows[-1].y + rows[-1].h if rows else 0
 
 

@@ -45,6 +45,7 @@ class NoteTiles:
 
     @staticmethod
     def signature(clip: MidiClip, tempo_map: TempoMap) -> tuple:
+        """What a clip's tiles depend on (see the class docstring)."""
         return (clip.id, id(clip.notes), len(clip.notes), clip.start, clip.length, id(tempo_map))
 
     def invalidate(self) -> None:
@@ -54,6 +55,7 @@ class NoteTiles:
         self.cache.clear(lambda k: isinstance(k, tuple) and k[0] == "notes")
 
     def spans(self, clip: MidiClip, tempo_map: TempoMap, sample_rate: int) -> np.ndarray:
+        """Note positions of a clip (cached by signature)."""
         sig = self.signature(clip, tempo_map)
         s = self._spans.get(sig)
         if s is None:

@@ -48,6 +48,7 @@ class TileCache:
         self.deferred = 0
 
     def get(self, key: Hashable, make: Callable[[], QPixmap | None]) -> QPixmap | None:
+        """The pixmap under ``key``, made by ``make()`` on a miss (None: not cached)."""
         pm = self._items.get(key)
         if pm is not None:
             self._items.move_to_end(key)

@@ -55,6 +55,7 @@ class TimelineView(QWidget):
         self.model_changed()
 
     def set_document(self, doc) -> None:
+        """Show another document."""
         if self.doc is not None:
             try:
                 self.doc.changed.disconnect(self.model_changed)
@@ -72,12 +73,14 @@ class TimelineView(QWidget):
 
     # -- updates ---------------------------------------------------------------
     def model_changed(self) -> None:
+        """Re-read the project after an edit."""
         self.canvas.model_changed()
         loop = self.doc.project.loop if self.doc is not None else None
         self.ruler.loop = self.canvas.loop = (loop.start, loop.end) if loop else None
         self.sync_scrollbars()
 
     def sync_scrollbars(self) -> None:
+        """Bring scroll bars, headers and ruler in line with the geometry."""
         self._syncing = True
         try:
             total = self.doc.project.length_samples() if self.doc is not None else 0
@@ -118,6 +121,7 @@ class TimelineView(QWidget):
         self.sync_scrollbars()
 
     def set_playhead(self, sample: int) -> None:
+        """Move the playhead (samples)."""
         self.canvas.playhead = int(sample)
         self.ruler.playhead = int(sample)
         self.canvas.update()
@@ -145,6 +149,7 @@ class TimelineView(QWidget):
         self.sync_scrollbars()
 
     def zoom_to_fit(self) -> None:
+        """Show the whole song."""
         total = self.doc.project.length_samples() if self.doc is not None else 0
         self.geom.fit(int(max(total, 10 * self.geom.sample_rate) * 1.03), max(100, self.canvas.width()))
         self.sync_scrollbars()
@@ -160,6 +165,7 @@ class TimelineView(QWidget):
         self.set_track_height(int(max(min_track_h, min(max_track_h, h))))
 
     def set_track_height(self, h: int) -> None:
+        """Track row height in pixels (36..240)."""
         self.canvas.track_h = max(36, min(240, h))
         self.canvas.relayout()
         self.sync_scrollbars()
