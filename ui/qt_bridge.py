@@ -108,6 +108,12 @@ class JobsBridge(QObject):
         spec = spec_class(task)(engine_id=engine_id, model_id=entry.models[0] if entry.models else None,
                                 params=dict(params), seed=int(seed), **spec_fields)
         proj = doc.project
+        if task == "separate" and target.start is not None and not context:
+            try:  # let the model hear what surrounds the region (trimmed from its outputs)
+                from studio.separation_ops import DEFAULT_REGION_CONTEXT_SECONDS
+            except ImportError:
+                DEFAULT_REGION_CONTEXT_SECONDS = 1.0
+            context = int(DEFAULT_REGION_CONTEXT_SECONDS * proj.sample_rate)
         track = proj.track(target.track_id)
         if track.kind != "audio":
             raise JobError(f"track '{track.name}' is a MIDI track; engines take audio tracks")
@@ -213,11 +219,34 @@ class JobsBridge(QObject):
         if job.spec.task == ANALYZE:
             return self._apply_analysis(doc, job, job_id)
         self._clear_work_dir_async(job)
-        cmd = self.manager.apply_result(real, doc.undo_stack, doc.pool)
+        before = {t.id for t in doc.project.tracks}
+        with doc.group(f"Add result: {job.label}"):
+            cmd = self.manager.apply_result(real, doc.undo_stack, doc.pool)
+            self._colour_new_tracks(doc, before)
         self.result_applied.emit(job_id)
         if cmd is None:
             return "Finished (nothing to add)."
         return f"Added to the project: {job.label} (undo with Ctrl+Z)."
+
+    @staticmethod
+    def _colour_new_tracks(doc, before: set[str]) -> None:
+        """Stem colours (``studio.separation_ops.STEM_COLOURS``) for new tracks still in the
+        default colour; other new tracks take the next project colours."""
+        from studio import edits
+        from studio.model import TRACK_COLOURS, Track
+
+        try:
+            from studio.separation_ops import STEM_COLOURS
+        except ImportError:
+            STEM_COLOURS = {}
+        default = Track(name="").colour
+        new = [t for t in doc.project.tracks if t.id not in before]
+        for k, t in enumerate(new):
+            if t.colour != default:
+                continue
+            colour = STEM_COLOURS.get(t.name.lower(), TRACK_COLOURS[(len(before) + k) % len(TRACK_COLOURS)])
+            if colour != t.colour:
+                doc.push(edits.SetTrackProperty(t.id, "colour", colour))
 
     @staticmethod
     def _clear_work_dir_async(job) -> None:
