@@ -380,3 +380,29 @@ def test_ruler_loop_and_wheel_zoom(window, qtbot, shared):
     canvas.wheelEvent(ev)
     assert geom.samples_per_px == pytest.approx(sr / 100.0 * 0.8)
     assert abs(geom.sample_at(300) - anchor) <= geom.samples_per_px
+
+
+def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
+    from PyQt6.QtWidgets import QApplication
+
+    from studio.cli import main
+    from studio.importing import import_files
+    from studio.session import Session
+
+    s = Session.create(tmp_path / "Open.seedproj", 44100)
+    import_files(s, [shared / "audio" / "lmms_kick01.ogg"])
+    s.save()
+    s.close()
+    opened = []
+
+    def fake_exec():
+        win = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "" and hasattr(w, "doc")
+                   and w.doc is not None)
+        opened.append([t.name for t in win.doc.project.tracks])
+        win.ask = False
+        win.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
+    assert main([str(tmp_path / "Open.seedproj")]) == 0
+    assert opened == [["lmms_kick01"]]
