@@ -301,13 +301,13 @@ class JobsBridge(QObject):
         return f"Grid set to {float(bpm):.1f} BPM, {num}/{den} (undo with Ctrl+Z)."
 
     def _lower_host_priority(self, real_id: str) -> None:
-        """Run the engine host at a lower CPU priority than the UI (nice +5), so that a busy
+        """Run the engine host at a lower CPU priority than the UI (nice +10), so that a busy
         machine keeps the window responsive. Best effort; POSIX only."""
         try:
             job = self.manager.status(real_id)
             pid = self.manager.host(job.spec.device).pid
             if pid and hasattr(os, "setpriority") and pid not in self._niced:
-                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
                 self._niced.add(pid)
         except (OSError, AttributeError, KeyError, Exception):
             pass
