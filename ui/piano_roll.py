@@ -46,6 +46,7 @@ class PianoRollCanvas(QWidget):
         super().__init__(editor)
         self.editor = editor
         self.px_per_tick = 0.1
+        self.x_offset = 0  # first tick shown
         self.top_pitch = 96
         self.selected: set[int] = set()
         self._drag = None
@@ -60,11 +61,11 @@ class PianoRollCanvas(QWidget):
 
     def x_of(self, tick: float) -> float:
         """Pixel x of a clip-relative tick."""
-        return KEY_W + tick * self.px_per_tick
+        return KEY_W + (tick - self.x_offset) * self.px_per_tick
 
     def tick_at(self, x: float) -> int:
         """Clip-relative tick at pixel x (>= 0)."""
-        return max(0, int(round((x - KEY_W) / self.px_per_tick)))
+        return max(0, int(round((x - KEY_W) / self.px_per_tick + self.x_offset)))
 
     def y_of(self, pitch: int) -> float:
         """Pixel y of the top of a pitch row."""
@@ -101,11 +102,15 @@ class PianoRollCanvas(QWidget):
         grid = self.editor.grid()
         clip = self.editor.clip
         bar = PPQ * 4
-        t = 0
+        step = grid
+        while step * self.px_per_tick < 6 and step < bar * 64:  # keep lines at least 6 px apart
+            step = PPQ if step < PPQ else step * 2
+        t = (self.x_offset // step) * step
         while self.x_of(t) < w and t <= clip.length + bar:
             x = self.x_of(t)
-            p.fillRect(QRectF(x, 0, 1, gh), QColor("#3d4148") if t % bar == 0 else QColor("#2c2f34"))
-            t += grid
+            if x >= KEY_W:
+                p.fillRect(QRectF(x, 0, 1, gh), QColor("#3d4148") if t % bar == 0 else QColor("#2c2f34"))
+            t += step
         p.fillRect(QRectF(self.x_of(clip.length), 0, 2, gh), QColor("#ffb13b"))
         colour = QColor(self.editor.colour)
         for i, n in enumerate(self.editor.notes):
@@ -188,6 +193,32 @@ class PianoRollCanvas(QWidget):
         self.selected = {len(self.editor.notes) - 1}
         self.editor.commit("Add note")
 
+    def wheelEvent(self, e) -> None:  # noqa: N802
+        """Wheel: pitch scroll; Shift+wheel: time scroll; Ctrl+wheel: time zoom."""
+        dy = e.angleDelta().y() or e.angleDelta().x()
+        mods = e.modifiers()
+        if mods & Qt.KeyboardModifier.ControlModifier:
+            anchor = self.tick_at(e.position().x())
+            self.px_per_tick = max(0.002, min(2.0, self.px_per_tick * (1.25 if dy > 0 else 0.8)))
+            self.x_offset = max(0, int(anchor - (e.position().x() - KEY_W) / self.px_per_tick))
+        elif mods & Qt.KeyboardModifier.ShiftModifier or e.angleDelta().x():
+            self.x_offset = max(0, int(self.x_offset - dy / 120 * 60 / self.px_per_tick))
+        else:
+            self.top_pitch = max(12, min(127, self.top_pitch + (2 if dy > 0 else -2)))
+        self.update()
+
+    def fit(self) -> None:
+        """Show the whole clip horizontally and its notes vertically."""
+        clip = self.editor.clip
+        self.px_per_tick = max(0.002, (self.width() - KEY_W - 8) / max(1, clip.length))
+        self.x_offset = 0
+        if self.editor.notes:
+            hi = max(n.pitch for n in self.editor.notes)
+            lo = min(n.pitch for n in self.editor.notes)
+            rows = max(1, self.grid_h() // ROW_H)
+            self.top_pitch = min(127, max(hi + 3, (hi + lo) // 2 + rows // 2))
+        self.update()
+
     def keyPressEvent(self, e) -> None:  # noqa: N802
         if e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.selected:
             self.editor.notes = [n for i, n in enumerate(self.editor.notes) if i not in self.selected]
@@ -236,11 +267,18 @@ class PianoRollWindow(QDialog):
         lay.addLayout(bar)
         self.canvas = PianoRollCanvas(self)
         lay.addWidget(self.canvas, 1)
-        if self.notes:
-            self.canvas.top_pitch = min(127, max(n.pitch for n in self.notes) + 6)
-            self.canvas.px_per_tick = max(0.02, min(0.4, 900 / max(1, clip.length)))
+        self.fit_btn = QPushButton("Fit", self)
+        self.fit_btn.clicked.connect(self.canvas.fit)
+        bar.insertWidget(3, self.fit_btn)
+        self._fitted = False
         self.grid_box.currentTextChanged.connect(lambda _t: self.canvas.update())
         doc.changed.connect(self._reload)
+
+    def showEvent(self, e) -> None:  # noqa: N802
+        super().showEvent(e)
+        if not self._fitted:
+            self._fitted = True
+            self.canvas.fit()
 
     def grid(self) -> int:
         """The grid step, ticks."""
