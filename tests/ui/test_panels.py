@@ -190,3 +190,26 @@ def test_analyze_real_engine_sets_grid_from_track(window, qtbot, shared):
     tm = window.doc.project.tempo_map
     assert abs(tm.tempos[-1].bpm - 80.0) < 2.0
     assert window.tempo_label.text().startswith("80.")
+
+
+def test_cli_commands_import_without_qt():
+    """studio.cli imports ui.cli_commands to build its parser: no Qt at module level."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import builtins\n"
+            "real = builtins.__import__\n"
+            "def guard(name, *a, **k):\n"
+            "    if name.startswith('PyQt6'):\n"
+            "        raise ImportError('Qt imported: ' + name)\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = guard\n"
+            "import argparse, ui.cli_commands\n"
+            "p = argparse.ArgumentParser(); ui.cli_commands.register(p.add_subparsers())\n"
+            "a = p.parse_args(['screenshot', 'P.seedproj', 'o.png'])\n"
+            "print(a.func.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cmd_screenshot"
