@@ -369,7 +369,7 @@ class ArrangeCanvas(QWidget):
                 p.setClipRect(QRectF(gx0, r.top(), gx1 - gx0, r.height()))
             dim = muted
             if row.kind == "take":
-                g = next(gg for gg in track.take_groups if take in gg.takes)
+                g = next(gg for gg in track.take_groups if any(t is take for t in gg.takes))
                 dim = dim or g.active_take_id != take.id
             self._paint_clip(p, clip, span, r, colour, dim, w)
             p.restore()
