@@ -213,3 +213,24 @@ def test_cli_commands_import_without_qt():
                          cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "cmd_screenshot"
+
+
+@pytest.mark.parametrize("task", ["generate", "extend", "inpaint"])
+def test_generation_tasks_make_takes(window, qtbot, shared, task):
+    from ui.job_target import JobTarget
+
+    (track,) = window.import_files([shared / "audio" / "lmms_house_loop01.ogg"])
+    sr = window.doc.project.sample_rate
+    a, b = sr // 2, 3 * sr // 2
+    bridge = window.jobs()
+    with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
+        bridge.submit(window.doc, task, "fake", {"frequency": 220.0}, JobTarget(track.id, a, b), seed=7)
+    assert blocker.args[1] == "done", blocker.args[2]
+    (g,) = track.take_groups
+    take = g.takes[0]
+    assert take.provenance["task"] == task and take.provenance["seed"] == 7
+    if task == "extend":
+        assert g.start == b and g.end == b + sr  # one second after the region (engine default)
+    else:
+        assert (g.start, g.end) == (a, b)
+    assert [r.kind for r in window.canvas.rows] == ["track", "take"]
