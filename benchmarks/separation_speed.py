@@ -15,7 +15,8 @@ and ours, so the peak-memory figures are not polluted by the other run.
   the same with one random shift (the library default's work).
 
 Printed: RTF = processing seconds / audio seconds (lower is faster), speed-up =
-baseline RTF / our RTF, peak memory: CPU RSS high-water mark above the one after setup,
+baseline RTF / our RTF, CPU seconds (user + system, all threads) per audio second, which
+is less sensitive than wall time to other programs on a shared machine, peak memory: CPU RSS high-water mark above the one after setup,
 and on CUDA ``torch.cuda.max_memory_allocated``. On CUDA it also checks our float16
 output against our float32 output on the same weights (must be below -60 dB).
 
@@ -47,6 +48,13 @@ def _rss_peak_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _setup(seconds: float, device: str):
     import numpy as np
     import torch
@@ -71,6 +79,7 @@ def _child(method: str, seconds: float, device: str, dtype: str, batch: int | No
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         base_rss = _rss_peak_bytes()
+        c0 = _cpu_seconds()
         t0 = time.perf_counter()
         if method == "baseline":
             from demucs.apply import apply_model
@@ -92,8 +101,10 @@ def _child(method: str, seconds: float, device: str, dtype: str, batch: int | No
         if cuda:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
+        cpu = _cpu_seconds() - c0
         result = {
             "method": method, "seconds": elapsed, "rtf": elapsed / seconds,
+            "cpu_seconds": cpu, "cpu_rtf": cpu / seconds,
             "rss_peak_above_setup_mb": (_rss_peak_bytes() - base_rss) / 1e6,
             "rss_peak_mb": _rss_peak_bytes() / 1e6,
             "shape": list(out.shape),
@@ -154,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             res = _measure(m, args)
             runs[m].append(res)
             print(f"  run {r + 1} {m:<13} {res['seconds']:8.2f} s  RTF {res['rtf']:.3f}  "
+                  f"CPU {res['cpu_seconds']:.1f} s ({res['cpu_rtf']:.3f} CPU-s per audio-s)  "
                   f"RSS peak +{res['rss_peak_above_setup_mb']:.0f} MB"
                   + (f"  CUDA peak {res['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in res else ""), flush=True)
     summary = {}
@@ -161,14 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         best = min(runs[m], key=lambda x: x["rtf"])
         summary[m] = {
             "rtf_best": best["rtf"], "rtf_median": statistics.median(x["rtf"] for x in runs[m]),
+            "cpu_rtf_best": min(x["cpu_rtf"] for x in runs[m]),
             "rss_peak_above_setup_mb": min(x["rss_peak_above_setup_mb"] for x in runs[m]),
             **({"cuda_peak_mb": min(x["cuda_peak_mb"] for x in runs[m])} if "cuda_peak_mb" in best else {}),
         }
-    print("\nmethod         RTF(best)  RTF(median)  speed-up vs baseline  RSS peak above setup")
+    print("\nmethod         RTF(best)  RTF(median)  speed-up vs baseline  CPU-s/audio-s (speed-up)  RSS peak above setup")
     for m in methods:
         s = summary[m]
         speed = summary["baseline"]["rtf_best"] / s["rtf_best"]
-        print(f"{m:<14} {s['rtf_best']:9.3f}  {s['rtf_median']:11.3f}  {speed:19.2f}x  {s['rss_peak_above_setup_mb']:10.0f} MB"
+        cpu_speed = summary["baseline"]["cpu_rtf_best"] / s["cpu_rtf_best"]
+        print(f"{m:<14} {s['rtf_best']:9.3f}  {s['rtf_median']:11.3f}  {speed:19.2f}x  "
+              f"{s['cpu_rtf_best']:13.3f} ({cpu_speed:.2f}x)  {s['rss_peak_above_setup_mb']:10.0f} MB"
               + (f"   CUDA peak {s['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in s else ""))
     if args.device.startswith("cuda") and args.dtype != "float32":
         db = _precision_check(args)
