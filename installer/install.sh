@@ -40,4 +40,6 @@ echo "== Seed Studio"
 if [ -f installer/no-deps.txt ]; then
   grep -v '^\s*#' installer/no-deps.txt | grep -v '^\s*$' | xargs -r "$PY" -m pip install --quiet --no-deps
 fi
+echo "== compiling librosa's numba kernels once (a single process, so parallel runs only read the cache)"
+"$PY" -m engines.analysis.warmup
 "$PY" -c "import studio, engines; print('Seed Studio installed:', studio.__version__)"
