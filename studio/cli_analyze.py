@@ -122,13 +122,17 @@ def _transcribe_params(args) -> dict[str, Any]:
 
 
 def _write_notes(path: str, notes: list[dict[str, Any]], sample_rate: int, bpm: float, name: str) -> None:
-    from engines.analysis.melody import NoteEvent
-    from engines.analysis.midi_file import write_midi
+    """Write engine notes (samples) as a MIDI file at a constant ``bpm``, through the same
+    notes-to-clip path the project uses (:func:`studio.analysis_ops.midi_clip_from_notes`)."""
+    from studio.analysis_ops import midi_clip_from_notes
+    from studio.midi_io import MidiPart, write_midi
+    from studio.timebase import TempoMap
 
-    events = [NoteEvent(start=n["start"], end=n["start"] + n["length"], pitch=n["pitch"], velocity=n["velocity"],
-                        pitch_bends=[(int(p), float(b)) for p, b in n.get("pitch_bends", [])]) for n in notes]
+    tempo_map = TempoMap.constant(bpm)
+    length = max((int(n["start"]) + int(n["length"]) for n in notes), default=sample_rate)
+    clip = midi_clip_from_notes(notes, tempo_map, sample_rate, 0, length, name=name)
     try:
-        write_midi(path, events, sample_rate, bpm=bpm, track_name=name)
+        write_midi(path, [MidiPart(name, [clip])], tempo_map, name=name)
     except OSError as exc:
         raise StudioError(f"can't write MIDI file '{path}': {exc}") from exc
 

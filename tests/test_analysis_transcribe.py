@@ -88,8 +88,7 @@ def test_engine_writes_midi_and_trims_context(bass, model, tmp_path):
     engine = BasicPitchEngine()
     engine._model, engine.loaded, engine.device = model, True, "cpu"
     before = sr
-    spec = TranscribeSpec(engine_id="basic-pitch", audio=x, sample_rate=sr, context=(before, 0),
-                          output_dir=str(tmp_path), params={"bpm": 120.0})
+    spec = TranscribeSpec(engine_id="basic-pitch", audio=x, sample_rate=sr, context=(before, 0))
     res = engine.run(spec, ProgressReporter(), CancelToken())
     notes = res.data["notes"]
     assert res.data["frames"] == x.shape[1] - before
@@ -97,8 +96,11 @@ def test_engine_writes_midi_and_trims_context(bass, model, tmp_path):
     full = transcribe(x, sr, model=model)
     expected = [(n.start - before, n.pitch) for n in full.notes if n.start >= before]
     assert [(n["start"], n["pitch"]) for n in notes] == expected
-    # the MIDI file holds the same notes at 120 BPM, PPQ 960
-    mf = mido.MidiFile(res.files["midi"])
+    # written as a MIDI file through studio's path, it holds the same notes at 120 BPM, PPQ 960
+    from studio.cli_analyze import _write_notes
+
+    _write_notes(str(tmp_path / "t.mid"), notes, sr, 120.0, "transcription")
+    mf = mido.MidiFile(str(tmp_path / "t.mid"))
     assert mf.ticks_per_beat == 960
     ons, tick = [], 0
     for m in mf.tracks[1]:

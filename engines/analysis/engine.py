@@ -73,23 +73,9 @@ def notes_to_data(notes: list[NoteEvent], before: int, out_frames: int) -> list[
     return out
 
 
-def _write_midi_output(spec: JobSpec, notes: list[NoteEvent], sr: int, before: int, name: str,
-                       params: dict[str, Any]) -> dict[str, str]:
-    if not spec.output_dir:
-        return {}
-    from pathlib import Path
-
-    from engines.analysis.midi_file import write_midi
-
-    kept = [n for n in notes if n.start >= before]
-    path = write_midi(Path(spec.output_dir) / f"{name}.mid", kept, sr, bpm=float(spec.params.get("bpm", 120.0)),
-                      offset=before, track_name=name)
-    return {"midi": str(path)}
-
-
 class BasicPitchEngine(EngineBase):
-    """basic-pitch audio-to-MIDI (ONNX on CPU via onnxruntime). Parameters: see ``BASIC_PITCH_PARAMS``
-    (plus an optional ``bpm`` used only for the MIDI file's tempo)."""
+    """basic-pitch audio-to-MIDI (ONNX on CPU via onnxruntime). Parameters: see ``BASIC_PITCH_PARAMS``.
+    Notes come back in ``result.data["notes"]`` (samples); studio turns them into MIDI clips and files."""
 
     id = "basic-pitch"
     tasks = (TRANSCRIBE,)
@@ -125,12 +111,11 @@ class BasicPitchEngine(EngineBase):
                                 check_cancel=cancel.raise_if_cancelled)
         except ValueError as exc:
             raise InvalidJob(str(exc)) from exc
-        files = _write_midi_output(spec, result.notes, sr, before, "transcription", params)
         progress(1.0, "done")
         prov = self.provenance(spec)
         prov.model_id = spec.model_id or "basic-pitch-icassp2022"
         prov.params = params
-        return JobResult(sample_rate=sr, provenance=prov, files=files,
+        return JobResult(sample_rate=sr, provenance=prov,
                          data={"notes": notes_to_data(result.notes, before, out_frames), "frames": out_frames})
 
 
@@ -281,9 +266,8 @@ class MelodyEngine(EngineBase):
         prov.params = params
         if spec.task == TRANSCRIBE:
             notes = f0_to_notes(track, min_note_seconds=params["min_note_seconds"], pitch_bends=params["pitch_bends"])
-            files = _write_midi_output(spec, notes, sr, before, "melody", params)
             progress(1.0, "done")
-            return JobResult(sample_rate=sr, provenance=prov, files=files,
+            return JobResult(sample_rate=sr, provenance=prov,
                              data={"notes": notes_to_data(notes, before, out_frames), "frames": out_frames})
         keep = (track.positions >= before) & (track.positions < before + out_frames)
         core = F0Track(positions=track.positions[keep] - before, f0_hz=track.f0_hz[keep], voiced=track.voiced[keep],
