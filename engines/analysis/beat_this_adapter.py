@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.analysis._audio import mono_float32
 from engines.analysis._compat import import_without_torchaudio
 from engines.analysis.beats import BeatGrid
 
@@ -58,18 +59,9 @@ def log_mel_spect(audio: np.ndarray, sample_rate: int, device: str = "cpu") -> "
     Raises:
         ValueError: bad shape, empty or non-finite audio.
     """
-    import soxr
     import torch
 
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"audio must be non-empty (channels, frames), got shape {np.shape(audio)}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("audio holds NaN or infinite samples")
-    if int(sample_rate) != SPECT_RATE:
-        a = soxr.resample(a, int(sample_rate), SPECT_RATE).astype(np.float32)
+    a = mono_float32(audio, sample_rate, SPECT_RATE)
     x = torch.from_numpy(np.ascontiguousarray(a)).to(device)
     window = torch.hann_window(_N_FFT, periodic=True, device=device)
     spec = torch.stft(x, n_fft=_N_FFT, hop_length=_HOP, window=window, center=True, pad_mode="reflect",

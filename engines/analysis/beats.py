@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.analysis._audio import mono_float32
+
 __all__ = ["BeatGrid", "track_beats_dsp", "estimate_meter", "ANALYSIS_RATE"]
 
 ANALYSIS_RATE = 22050
@@ -113,16 +115,7 @@ class BeatGrid:
 
 
 def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1:
-        raise ValueError(f"audio must be (channels, frames), got shape {np.shape(audio)}")
-    if int(sample_rate) <= 0:
-        raise ValueError(f"sample rate must be positive, got {sample_rate}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("audio holds NaN or infinite samples")
-    return a
+    return mono_float32(audio, sample_rate)
 
 
 def _to_analysis_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:

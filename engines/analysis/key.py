@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from engines.analysis._audio import mono_float32
+
 __all__ = ["PITCH_CLASSES", "PROFILES", "KeyEstimate", "estimate_key", "key_from_chroma", "key_from_notes"]
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -109,17 +111,8 @@ def estimate_key(audio: np.ndarray, sample_rate: int, *, profile: str = "krumhan
         ValueError: bad/empty/non-finite audio, or silence.
     """
     import librosa
-    import soxr
 
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"audio must be non-empty (channels, frames), got shape {np.shape(audio)}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("audio holds NaN or infinite samples")
-    if int(sample_rate) != 22050:
-        a = soxr.resample(a, int(sample_rate), 22050).astype(np.float32)
+    a = mono_float32(audio, sample_rate, 22050)
     if float(np.max(np.abs(a))) == 0.0:
         raise ValueError("audio is silent: no key can be estimated")
     import warnings

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.analysis._audio import mono_float32
 from engines.analysis._compat import import_without_torchaudio
 
 __all__ = ["F0Track", "NoteEvent", "load_fcpe", "track_f0", "f0_to_midi_curve", "f0_to_notes", "MODEL_RATE",
@@ -128,13 +129,7 @@ def track_f0(audio: np.ndarray, sample_rate: int, *, model: Any = None, device: 
     import soxr
     import torch
 
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"audio must be non-empty (channels, frames), got shape {np.shape(audio)}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("audio holds NaN or infinite samples")
+    a = mono_float32(audio, sample_rate)
     if not (0 < f0_min < f0_max):
         raise ValueError(f"F0 range must satisfy 0 < f0_min < f0_max, got {f0_min}..{f0_max}")
     if model is None:

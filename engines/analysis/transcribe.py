@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engines.analysis._audio import mono_float32
 from engines.analysis.melody import NoteEvent
 
 __all__ = ["TranscribeParams", "Transcription", "load_basic_pitch", "transcribe", "MODEL_RATE"]
@@ -136,20 +137,11 @@ def transcribe(audio: np.ndarray, sample_rate: int, params: TranscribeParams | N
     Raises:
         ValueError: bad/empty/non-finite audio or parameters.
     """
-    import soxr
 
     params = params or TranscribeParams()
     params.validate()
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"audio must be non-empty (channels, frames), got shape {np.shape(audio)}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("audio holds NaN or infinite samples")
-    frames = a.size
-    if int(sample_rate) != MODEL_RATE:
-        a = soxr.resample(a, int(sample_rate), MODEL_RATE).astype(np.float32)
+    frames = np.asarray(audio).shape[-1]
+    a = mono_float32(audio, sample_rate, MODEL_RATE)
     with _quiet():
         from basic_pitch import constants
         from basic_pitch import inference
