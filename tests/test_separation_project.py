@@ -119,3 +119,25 @@ def test_bad_track_and_range_raise_clear_errors(tmp_path, excerpt):
     with pytest.raises(SeparationError, match="kazoo"):
         separate_track(session, source.id, engine=_identity_engine(), stems=["kazoo"])
     assert len(session.project.tracks) == 1 and not session.project.track(source.id).mute
+
+
+def test_dsp_engine_through_the_engine_host_process(tmp_path, excerpt):
+    """The UI path: the job manager renders the region, the engine host process runs the
+    DSP fallback, stems come back as files at the region's exact length."""
+    from engines import base
+    from studio.jobs import SUCCEEDED, JobManager
+
+    session, source = _session(tmp_path, excerpt, 44100)
+    start, end = OFFSET + 1000, OFFSET + 1000 + 44100 + 3
+    with JobManager(work_root=tmp_path / "jobs") as manager:
+        jid = manager.submit_for_project(session.project, session.pool,
+                                         base.SeparateSpec(engine_id="dsp-separation", stems=["vocals"]),
+                                         track_id=source.id, start=start, end=end, context=2000)
+        job = manager.wait(jid, timeout=120)
+        assert job.state == SUCCEEDED, job.error
+        assert job.result.provenance.extra["fallback"] == "dsp"
+        assert {k: v.frames for k, v in job.media.items()} == {"vocals": end - start, "instrumental": end - start}
+        vocals = session.pool.read(job.media["vocals"])
+        inst = session.pool.read(job.media["instrumental"])
+        src = render_track_raw(session.project, session.pool, source.id, start, end)
+        assert np.abs(vocals + inst - src).max() < 1e-5
