@@ -157,21 +157,18 @@ def _dedupe(tempos: list[TempoChange]) -> list[TempoChange]:
 # ------------------------------------------------------------------ tracks -> audio
 
 def track_span(project: Any, track_id: str) -> tuple[int, int]:
-    """``(start, end)`` timeline samples covered by an audio track's clips and takes.
+    """``(start, end)`` timeline samples covered by an audio track's clips and takes
+    (:meth:`studio.model.Project.audio_track_span`).
 
     Raises:
         AnalysisError: unknown track, not an audio track, or no clips.
     """
     try:
-        track = project.track(track_id)
+        return project.audio_track_span(track_id)
     except KeyError:
         raise AnalysisError(f"no track {track_id!r} in the project") from None
-    if track.kind != "audio":
-        raise AnalysisError(f"track '{track.name}' is a {track.kind} track; analysis needs an audio track")
-    clips = list(track.all_clips())
-    if not clips:
-        raise AnalysisError(f"track '{track.name}' has no clips to analyse")
-    return min(c.start for c in clips), max(c.end for c in clips)
+    except ValueError as exc:
+        raise AnalysisError(str(exc)) from None
 
 
 def _track_audio(project: Any, pool: Any, track_id: str) -> tuple[np.ndarray, int]:

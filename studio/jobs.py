@@ -322,17 +322,13 @@ class JobManager:
             JobError: unknown track, MIDI track, empty region.
         """
         try:
-            track = project.track(track_id)
+            span = project.audio_track_span(track_id)
         except KeyError:
             raise JobError(f"no track {track_id} in the project") from None
-        if track.kind != "audio":
-            raise JobError(f"track '{track.name}' is a MIDI track; engines take audio tracks")
-        if start is None or end is None:
-            clips = list(track.clips) + [c for g in track.take_groups for t in g.takes for c in t.clips]
-            if not clips:
-                raise JobError(f"track '{track.name}' has no audio")
-            start = min(c.start for c in clips) if start is None else start
-            end = max(c.end for c in clips) if end is None else end
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+        start = span[0] if start is None else start
+        end = span[1] if end is None else end
         start, end = int(start), int(end)
         if end <= start or start < 0:
             raise JobError(f"the region {start}..{end} is empty")
@@ -345,7 +341,7 @@ class JobManager:
         spec = spec.replace(audio=wav, sample_rate=project.sample_rate, region=(start, end),
                             context=(start - a, b - end))
         target = JobTarget(track_id, start, end, (start - a, b - end))
-        return self.submit(spec, label=label or f"{spec.task} '{track.name}'", target=target, pool=pool,
+        return self.submit(spec, label=label or f"{spec.task} '{project.track(track_id).name}'", target=target, pool=pool,
                            work_dir=job_id_dir)
 
     # ------------------------------------------------------------------ control
@@ -567,71 +563,24 @@ class JobManager:
 # ====================================================================== input rendering
 
 
-def _clip_audio(pool: Any, item: Any, clip: Any, a: int, b: int) -> tuple[int, np.ndarray] | None:
-    """The part of ``clip`` inside timeline ``[a, b)`` with clip gain and fades applied."""
-    s, e = max(a, clip.start), min(b, clip.end)
-    if e <= s:
-        return None
-    x = pool.read(item, clip.offset + (s - clip.start), e - s).astype(np.float64)
-    if x.shape[0] == 1:
-        x = np.repeat(x, 2, axis=0)
-    elif x.shape[0] > 2:
-        x = x[:2]
-    pos = np.arange(s, e) - clip.start  # position inside the clip
-    g = np.full(e - s, 10 ** (clip.gain_db / 20.0))
-    if clip.fade_in:
-        g *= np.clip(pos / clip.fade_in, 0.0, 1.0)
-    if clip.fade_out:
-        g *= np.clip((clip.length - pos) / clip.fade_out, 0.0, 1.0)
-    return s, x * g
-
-
 def render_track(project: Any, pool: Any, track_id: str, start: int, end: int) -> np.ndarray:
     """The audio a track's clips play in ``[start, end)`` samples, pre-fader, as stereo
     float32 ``(2, frames)``: the input of an engine job.
 
     Pre-fader means clip gain and fades, and active takes replacing the track's own
     clips inside their range; no track gain, pan, mute or effects (a muted source
-    still separates). Uses ``studio.render.render_track_raw`` (the app's render path);
-    falls back to summing the clips here when that module is absent.
+    still separates). Uses ``studio.render.render_track_raw`` (the app's render path).
 
     Raises:
         JobError: unknown track, empty range.
         RenderError: missing media (from ``studio.render``).
     """
+    from studio.render import render_track_raw
+
     if end <= start:
         raise JobError(f"the range {start}..{end} is empty")
     try:
-        from studio.render import render_track_raw
-    except ImportError:
-        render_track_raw = None
-    if render_track_raw is not None:
-        try:
-            project.track(track_id)
-        except KeyError:
-            raise JobError(f"no track {track_id} in the project") from None
-        return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32)
-    try:
-        track = project.track(track_id)
+        project.track(track_id)
     except KeyError:
         raise JobError(f"no track {track_id} in the project") from None
-    out = np.zeros((2, end - start), dtype=np.float64)
-    active = [(g, g.active_take()) for g in track.take_groups]
-    active = [(g, t) for g, t in active if t is not None]
-    for clip in track.clips:
-        part = _clip_audio(pool, project.media[clip.media_id], clip, start, end)
-        if part is None:
-            continue
-        s, x = part
-        for g, _t in active:  # silence own clips under an active take
-            ga, gb = max(g.start, s), min(g.end, s + x.shape[1])
-            if gb > ga:
-                x[:, ga - s:gb - s] = 0.0
-        out[:, s - start:s - start + x.shape[1]] += x
-    for g, take in active:
-        for clip in take.clips:
-            part = _clip_audio(pool, project.media[clip.media_id], clip, max(start, g.start), min(end, g.end))
-            if part is not None:
-                s, x = part
-                out[:, s - start:s - start + x.shape[1]] += x
-    return out.astype(np.float32)
+    return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32)

@@ -530,6 +530,21 @@ class Project(_Serial):
         sr = self.sample_rate
         return self.tempo_map.tick_to_sample(clip.start, sr), self.tempo_map.tick_to_sample(clip.end, sr)
 
+    def audio_track_span(self, track_id: str) -> tuple[int, int]:
+        """``(start, end)`` timeline samples covered by an audio track's own clips and takes.
+
+        Raises:
+            KeyError: no such track.
+            ValueError: a MIDI track, or a track with no clips (message names the track).
+        """
+        track = self.track(track_id)
+        if track.kind != "audio":
+            raise ValueError(f"track '{track.name}' is a MIDI track; this needs an audio track")
+        spans = [self.clip_span(c) for c in track.all_clips()]
+        if not spans:
+            raise ValueError(f"track '{track.name}' has no audio")
+        return min(s for s, _ in spans), max(e for _, e in spans)
+
     def length_samples(self) -> int:
         """End of the last clip (own or take) of any track, samples; 0 for an empty project."""
         end = 0
