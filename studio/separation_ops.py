@@ -115,21 +115,18 @@ def add_stem_tracks(
 
 
 def track_extent(project: Any, track_id: str) -> tuple[int, int]:
-    """``(start, end)`` samples covered by a track's clips and takes.
+    """``(start, end)`` samples covered by a track's clips and takes
+    (:meth:`studio.model.Project.audio_track_span`).
 
     Raises:
         SeparationError: unknown track, MIDI track, or no audio on it.
     """
     try:
-        track = project.track(track_id)
+        return project.audio_track_span(track_id)
     except KeyError:
         raise SeparationError(f"no track {track_id} in the project") from None
-    if track.kind != "audio":
-        raise SeparationError(f"track '{track.name}' is a MIDI track; only audio tracks can be separated")
-    clips = list(track.clips) + [c for g in track.take_groups for t in g.takes for c in t.clips]
-    if not clips:
-        raise SeparationError(f"track '{track.name}' has no audio to separate")
-    return min(c.start for c in clips), max(c.end for c in clips)
+    except ValueError as exc:
+        raise SeparationError(str(exc)) from None
 
 
 def separate_track(
