@@ -517,14 +517,15 @@ class JobManager:
         with undo_stack.group(f"Add result: {label}") as macro:
             for item in job.media.values():
                 undo_stack.push(edits.AddMedia(item))
-            if task == base.SEPARATE:
-                parent = target.track_id if target else None
-                tracks = [Track(name=f"{stem}", kind="audio", parent_id=parent,
-                                clips=[clip_for(item, start, stem)], provenance={**prov, "stem": stem})
+            if task == base.SEPARATE and target is not None and target.track_id is not None:
+                from studio.separation_ops import add_stem_items
+
+                add_stem_items(undo_stack, target.track_id, start, job.media, prov, label=f"Add stems: {label}")
+            elif task == base.SEPARATE:
+                tracks = [Track(name=f"{stem}", kind="audio", clips=[clip_for(item, start, stem)],
+                                provenance={**prov, "stem": stem})
                           for stem, item in job.media.items()]
                 undo_stack.push(edits.AddTracks(tracks, label=f"Add stems: {label}"))
-                if parent is not None:
-                    undo_stack.push(edits.SetTrackProperty(parent, "mute", True))
             elif task == base.TRANSCRIBE:
                 from studio.analysis_ops import midi_clip_from_notes
 

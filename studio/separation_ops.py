@@ -22,7 +22,7 @@ import numpy as np
 
 from studio import edits
 from studio.errors import StudioError
-from studio.model import TRACK_COLOURS, AudioClip, Take, Track
+from studio.model import TRACK_COLOURS, AudioClip, MediaItem, Take, Track
 
 STEM_COLOURS = {
     "vocals": "#e5533d", "drums": "#f0a030", "bass": "#4a6fe3", "other": "#3fb68b",
@@ -90,10 +90,50 @@ def add_stem_tracks(
         raise SeparationError(f"a stem can't start before the project start ({start})")
     items = {name: pool.import_array(np.asarray(a, dtype=np.float32), int(sample_rate),
                                      name=f"{source.name} {name}") for name, a in stems.items()}
+    return add_stem_items(undo_stack, source.id, start, items, provenance, label=label)
+
+
+def add_stem_items(
+    undo_stack: Any,
+    source_track_id: str,
+    start: int,
+    items: Mapping[str, MediaItem],
+    provenance: Mapping[str, Any] | None = None,
+    *,
+    label: str | None = None,
+) -> list[Track]:
+    """Add stems already in the media pool as tracks grouped under the source, in one undo
+    step: one track per stem right after the source (``parent_id`` = source, stem colours),
+    each stem the active take over its range with the engine's provenance, source muted.
+
+    Args:
+        items: stem name -> :class:`~studio.model.MediaItem` (all the same length).
+        start: timeline sample where the stems begin.
+        provenance: stored in each take and track (with ``stem``, ``source_track``, ``range``).
+
+    Raises:
+        SeparationError: unknown source track, no stems, stems of different lengths.
+        CommandError: the project rejected an edit; the group is rolled back.
+    """
+    project = undo_stack.project
+    try:
+        source = project.track(source_track_id)
+    except KeyError:
+        raise SeparationError(f"no track {source_track_id} in the project") from None
+    if not items:
+        raise SeparationError("the separation returned no stems")
+    if len({i.frames for i in items.values()}) != 1:
+        raise SeparationError(f"stems have different lengths: {sorted({i.frames for i in items.values()})}")
     frames = next(iter(items.values())).frames
     end = start + frames
+    provs = {}
+    for name in items:
+        prov = dict(provenance or {})
+        prov.update({"stem": name, "source_track": source.id, "range": [start, end]})
+        provs[name] = prov
     tracks = [
-        Track(name=f"{source.name} {name}", kind="audio", colour=_colour(name, k), parent_id=source.id)
+        Track(name=f"{source.name} {name}", kind="audio", colour=_colour(name, k), parent_id=source.id,
+              provenance=provs[name])
         for k, name in enumerate(items)
     ]
     index = project.track_index(source.id) + 1
@@ -104,8 +144,7 @@ def add_stem_tracks(
             undo_stack.push(edits.AddMedia(item))
         undo_stack.push(edits.AddTracks(tracks, index=index, label=f"Add stems of '{source.name}'"))
         for track, (name, item) in zip(tracks, items.items()):
-            prov = dict(provenance or {})
-            prov.update({"stem": name, "source_track": source.id, "range": [start, end]})
+            prov = provs[name]
             clip = AudioClip(media_id=item.id, start=start, offset=0, length=item.frames, name=name)
             take = Take(name=str(prov.get("model_id") or prov.get("engine_id") or name), clips=[clip], provenance=prov)
             undo_stack.push(edits.AddTake(track.id, start, end, take, activate=True))

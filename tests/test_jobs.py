@@ -83,13 +83,16 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
     manager.apply_result(jid, session.undo_stack)
     tracks = session.project.tracks
     stems = [t for t in tracks if t.parent_id == session.track_id]
-    assert sorted(t.name for t in stems) == ["high", "low", "mid"]
-    assert session.project.track(session.track_id).mute
-    # stems are aligned with the region and sum to the source audio there
+    source = session.project.track(session.track_id)
+    assert sorted(t.name for t in stems) == [f"{source.name} {s}" for s in ("high", "low", "mid")]
+    assert source.mute
+    # each stem is a take with the engine's provenance, aligned with the region, and they sum to
+    # the source audio there
     total = np.zeros((2, end - start), np.float32)
     for t in stems:
-        (clip,) = t.clips
-        assert (clip.start, clip.length) == (start, end - start)
+        ((clip, ws, we),) = session.project.sounding_clips(t)
+        assert (clip.start, clip.length, ws, we) == (start, end - start, start, end)
+        assert t.provenance["engine_id"] == "fake" and t.take_groups[0].takes[0].provenance["stem"] in t.name
         total += session.pool.read(session.project.media[clip.media_id], 0, clip.length)
     assert np.abs(total - region_audio(session, start, end)).max() < 1e-5
     with pytest.raises(JobError, match="already"):

@@ -112,8 +112,9 @@ def test_separate_offline_stems_aligned(window, qtbot, shared):
     assert track.mute
     total = None
     for t in stems:
-        (c,) = t.clips
+        ((c, _, _),) = proj.sounding_clips(t)  # each stem plays as a take with its provenance
         assert c.start == a and c.length == b - a  # aligned with the selection
+        assert t.provenance["stem"] in t.name
         audio = window.doc.pool.read(proj.media[c.media_id])
         total = audio if total is None else total + audio
     src = window.doc.pool.read(proj.media[track.clips[0].media_id], a, b - a)
