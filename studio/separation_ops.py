@@ -42,6 +42,17 @@ def _colour(stem: str, k: int) -> str:
     return STEM_COLOURS.get(stem, TRACK_COLOURS[k % len(TRACK_COLOURS)])
 
 
+def _source(project: Any, source_track_id: str, stems: Mapping[str, Any]) -> Track:
+    """The source track of a separation. Raises SeparationError: unknown track, or no stems."""
+    try:
+        source = project.track(source_track_id)
+    except KeyError:
+        raise SeparationError(f"no track {source_track_id} in the project") from None
+    if not stems:
+        raise SeparationError("the separation returned no stems")
+    return source
+
+
 def add_stem_tracks(
     undo_stack: Any,
     pool: Any,
@@ -75,13 +86,7 @@ def add_stem_tracks(
         AudioFileError: a stem holds NaN/Inf (from the media pool); nothing is added.
         CommandError: the project rejected an edit; the group is rolled back.
     """
-    project = undo_stack.project
-    try:
-        source = project.track(source_track_id)
-    except KeyError:
-        raise SeparationError(f"no track {source_track_id} in the project") from None
-    if not stems:
-        raise SeparationError("the separation returned no stems")
+    source = _source(undo_stack.project, source_track_id, stems)
     lengths = {np.shape(a)[-1] for a in stems.values()}
     if len(lengths) != 1:
         raise SeparationError(f"stems have different lengths: {sorted(lengths)}")
@@ -116,12 +121,7 @@ def add_stem_items(
         CommandError: the project rejected an edit; the group is rolled back.
     """
     project = undo_stack.project
-    try:
-        source = project.track(source_track_id)
-    except KeyError:
-        raise SeparationError(f"no track {source_track_id} in the project") from None
-    if not items:
-        raise SeparationError("the separation returned no stems")
+    source = _source(project, source_track_id, items)
     if len({i.frames for i in items.values()}) != 1:
         raise SeparationError(f"stems have different lengths: {sorted({i.frames for i in items.values()})}")
     frames = next(iter(items.values())).frames
