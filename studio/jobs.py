@@ -465,9 +465,9 @@ class JobManager:
         Must be called on the thread that owns the undo stack (UI thread or the CLI's
         main thread). The command added depends on the task and target:
 
-        * separate -> ``AddMedia`` for each stem, ``AddTracks`` (one audio track per stem,
-          ``parent_id`` = source track, clip aligned with the region) and the source
-          track muted (``SetTrackProperty``);
+        * separate -> :func:`studio.separation_ops.add_stem_items`: one track per stem
+          right after the source (``parent_id`` = source), each stem an active take aligned
+          with the region and carrying the provenance, and the source muted;
         * transcribe -> a new MIDI track with one clip of ``data["notes"]``;
         * other tasks with a target track -> ``AddMedia`` + ``AddTake`` on the source
           track over the output's range (the region; after/before it for extend);
