@@ -396,8 +396,9 @@ def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
     opened = []
 
     def fake_exec():
-        win = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "" and hasattr(w, "doc")
-                   and w.doc is not None)
+        # the window on this project (windows of earlier tests in this worker may still exist)
+        win = next(w for w in QApplication.topLevelWidgets() if getattr(w, "doc", None) is not None
+                   and w.doc.session.bundle.name == "Open.seedproj")
         opened.append([t.name for t in win.doc.project.tracks])
         win.ask = False
         win.close()
