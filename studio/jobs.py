@@ -557,7 +557,10 @@ class JobManager:
             return None
         with self._lock:
             job.applied = True
-        shutil.rmtree(job.work_dir, ignore_errors=True)
+        # the outputs are in the pool now; deleting minutes of float WAVs can take ~100 ms,
+        # so it happens off the caller's (UI) thread
+        threading.Thread(target=shutil.rmtree, args=(job.work_dir, True), daemon=True,
+                         name="job-cleanup").start()
         return cmd
 
 
