@@ -16,11 +16,12 @@ Exit codes: 0 success, 1 a user-facing error (message on stderr), 2 bad argument
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from studio.errors import StudioError
 
@@ -169,23 +170,31 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
-    from studio.audio_io import write_audio
-    from studio.render import render_mix
+@contextlib.contextmanager
+def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[float], None]]]:
+    """Open ``project`` and a progress bar for one long job; close both afterwards."""
     from studio.session import Session
 
-    s = Session.open(args.project)
+    s = Session.open(project)
     try:
-        sr = s.project.sample_rate
-        update, close = progress_bar("render")
+        update, close = progress_bar(desc)
         try:
-            audio = render_mix(s.project, s.pool, start=_seconds_to_samples(args.start, sr) or 0,
-                               end=_seconds_to_samples(args.end, sr),
-                               track_ids=resolve_tracks(s.project, args.tracks), progress=update)
+            yield s, update
         finally:
             close()
     finally:
         s.close()
+
+
+def cmd_render(args) -> int:
+    from studio.audio_io import write_audio
+    from studio.render import render_mix
+
+    with _session_with_bar(args.project, "render") as (s, update):
+        sr = s.project.sample_rate
+        audio = render_mix(s.project, s.pool, start=_seconds_to_samples(args.start, sr) or 0,
+                           end=_seconds_to_samples(args.end, sr),
+                           track_ids=resolve_tracks(s.project, args.tracks), progress=update)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
     write_audio(args.out, audio, sr, subtype=subtype)
     print(f"wrote {args.out}: {audio.shape[1]} frames at {sr} Hz ({audio.shape[1] / sr:.2f} s)")
@@ -194,21 +203,13 @@ def cmd_render(args) -> int:
 
 def cmd_export(args) -> int:
     from studio.export.ableton import export_for_ableton
-    from studio.session import Session
 
-    s = Session.open(args.project)
-    try:
+    with _session_with_bar(args.project, "export") as (s, update):
         sr = s.project.sample_rate
-        update, close = progress_bar("export")
-        try:
-            report = export_for_ableton(
-                s.project, s.pool, args.out, track_ids=resolve_tracks(s.project, args.tracks),
-                start=_seconds_to_samples(args.start, sr) or 0, end=_seconds_to_samples(args.end, sr),
-                float32=args.float, progress=update)
-        finally:
-            close()
-    finally:
-        s.close()
+        report = export_for_ableton(
+            s.project, s.pool, args.out, track_ids=resolve_tracks(s.project, args.tracks),
+            start=_seconds_to_samples(args.start, sr) or 0, end=_seconds_to_samples(args.end, sr),
+            float32=args.float, progress=update)
     files = getattr(report, "files", None) or []
     print(f"exported {len(files)} file(s) to {args.out}")
     for f in files:

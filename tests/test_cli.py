@@ -96,3 +96,18 @@ def test_errors_exit_non_zero(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["render"])
     assert e.value.code == 2
+
+
+def test_render_and_export_commands(bundle, tmp_path, shared, capsys):
+    stems = shared / "multitrack" / "blupi001"
+    assert main(["import", str(bundle), str(stems / "drums.flac"), str(stems / "bass.flac")]) == 0
+    out = tmp_path / "mix.wav"
+    assert main(["render", str(bundle), str(out), "--start", "1", "--end", "3"]) == 0
+    audio, sr = sf.read(str(out), always_2d=True)
+    assert sr == 44100 and audio.shape == (2 * 44100, 2)
+    folder = tmp_path / "Live"
+    assert main(["export", str(bundle), str(folder), "--tracks", "bass"]) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert "01 bass.wav" in names and "Mix.wav" in names and "seed-studio-export.json" in names
+    assert main(["render", str(bundle), str(out), "--tracks", "nope"]) == 1
+    assert "no track named 'nope'" in capsys.readouterr().err
