@@ -637,6 +637,9 @@ class JobResult:
         provenance: see :class:`Provenance`.
         files: other output files by name (e.g. ``"midi"`` -> path to a .mid).
         data: JSON-able results (analysis figures, notes...).
+        stored: outputs already stored by the host's outputs hook
+            (:class:`engines.host.OutputsHook`): output name -> the hook's JSON record
+            (e.g. a media item). Such names are no longer in ``outputs``.
     """
 
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -644,6 +647,7 @@ class JobResult:
     provenance: Provenance = field(default_factory=Provenance)
     files: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    stored: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (arrays become nested lists: prefer files across processes)."""
@@ -653,6 +657,7 @@ class JobResult:
             "provenance": self.provenance.to_dict(),
             "files": {k: str(v) for k, v in self.files.items()},
             "data": self.data,
+            "stored": self.stored,
         }
 
     @classmethod
@@ -664,6 +669,7 @@ class JobResult:
             provenance=Provenance.from_dict(d.get("provenance") or {}),
             files=dict(d.get("files") or {}),
             data=dict(d.get("data") or {}),
+            stored=dict(d.get("stored") or {}),
         )
 
     def load_output(self, name: str) -> tuple[np.ndarray, int]:

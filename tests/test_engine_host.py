@@ -14,7 +14,7 @@ import soundfile as sf
 
 from engines import base, registry
 from engines.base import HostCrashed, InvalidJob, JobCancelled, OutOfMemory
-from engines.host import EngineHost, HostConfig, _Runner
+from engines.host import EngineHost, HostConfig, OutputsHook, _Runner
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,66 @@ def test_oom_is_retried_with_smaller_chunks(host):
         host.run("oom2", slow_generate(4, 0.0, oom_above_chunk_scale=-1.0))
     assert "even with chunks" in info.value.message and info.value.hint
     assert host.pid == pid  # an OOM does not cost the host
+
+
+def test_host_runs_below_the_studio_priority_on_every_thread(host):
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no POSIX priorities")
+    host.run("prio", slow_generate(seconds=1, delay=0.0))
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + HostConfig().nice)
+    tids = [int(t) for t in os.listdir(f"/proc/{host.pid}/task")] if os.path.isdir("/proc") else [host.pid]
+    assert tids and all(os.getpriority(os.PRIO_PROCESS, t) == expected for t in tids)
+    if hasattr(os, "SCHED_BATCH"):
+        assert all(os.sched_getscheduler(t) == os.SCHED_BATCH for t in tids)
+
+
+def test_outputs_hook_stores_outputs_in_the_host(host, mixture, tmp_path):
+    from studio.media import MediaPool
+
+    audio, sr = mixture
+    events = []
+    pool_root = tmp_path / "bundle" / "media"
+    hook = OutputsHook("studio.job_outputs:import_outputs",
+                       {"pool_root": str(pool_root), "pool_sample_rate": 48000, "label": "Split"})
+    r = host.run("hook", base.SeparateSpec(engine_id="fake", audio=audio, sample_rate=sr,
+                                           params={"chunk_seconds": 0.5}),
+                 events.append, work_dir=str(tmp_path / "job"), outputs_hook=hook)
+    assert r.outputs == {} and set(r.stored) == {"low", "mid", "high"}
+    stages = [e["stage"] for e in events if e["type"] == "progress"]
+    assert any(s.startswith("saving") for s in stages)
+    fractions = [e["fraction"] for e in events if e["type"] == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    from studio.model import MediaItem
+
+    pool = MediaPool(pool_root, 48000)
+    items = {k: MediaItem.from_dict(v) for k, v in r.stored.items()}
+    n48 = round(audio.shape[1] * 48000 / sr)
+    for name, item in items.items():
+        assert pool.has(item) and item.sample_rate == 48000 and item.frames == n48 and item.channels == 2
+        assert item.original_name == f"Split {name}"
+        assert pool._peaks_path(item).is_file()  # the peak cache was built in the host too
+    # the stems still sum to the input after the (linear) resampling to 48 kHz
+    total = sum(pool.read(item) for item in items.values())
+    import soxr
+
+    ref = soxr.resample(audio.T, sr, 48000, quality="VHQ").T
+    assert np.abs(total - ref).max() < 1e-4
+
+
+def test_outputs_hook_failure_fails_the_job_with_the_cause(host, mixture, tmp_path):
+    audio, sr = mixture
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the media folder should be")
+    hook = OutputsHook("studio.job_outputs:import_outputs", {"pool_root": str(blocker / "media"),
+                                                               "pool_sample_rate": 44100})
+    with pytest.raises(base.EngineError, match="could not be saved"):
+        host.run("hookfail", base.SeparateSpec(engine_id="fake", audio=audio[:, :8000], sample_rate=sr),
+                 outputs_hook=hook)
+    with pytest.raises(base.EngineError, match="not found"):
+        host.run("hookname", base.SeparateSpec(engine_id="fake", audio=audio[:, :8000], sample_rate=sr),
+                 outputs_hook=OutputsHook("studio.no_such_module:f"))
+    r = host.run("after", base.SeparateSpec(engine_id="fake", audio=audio[:, :8000], sample_rate=sr))
+    assert set(r.outputs) == {"low", "mid", "high"}  # the host is fine afterwards
 
 
 def test_engine_errors_are_reported_and_host_survives(host):
