@@ -8,9 +8,10 @@ them to Qt (``ui/qt_bridge.py``), the CLI can print them.
 
 For project work, :meth:`JobManager.submit_for_project` renders the job's input from
 the project (a track, or a region of it with context margins) into a WAV file in the
-job's temp folder. When the job succeeds, its output audio is imported into the media
-pool on the worker thread (pool files are immutable and not yet referenced by the
-project). Nothing touches the project until the caller's thread calls
+job's temp folder. Its output audio is imported into the media pool by the engine host
+itself (:mod:`studio.job_outputs` as the host's outputs hook), so the studio process
+spends no time hashing and writing stems while the window runs (pool files are
+immutable and not yet referenced by the project). Nothing touches the project until the caller's thread calls
 :meth:`JobManager.apply_result`, which pushes ONE undoable step: ``AddMedia`` plus
 ``AddTake`` (a take over the region on the source track), or ``AddTracks`` (stems,
 grouped under the source, which is muted), or a new MIDI track (transcription).
@@ -34,7 +35,7 @@ import numpy as np
 
 from engines import base
 from engines.base import EngineError, JobCancelled, JobResult, JobSpec
-from engines.host import EngineHost, HostConfig
+from engines.host import EngineHost, HostConfig, OutputsHook
 from studio.errors import StudioError
 
 log = logging.getLogger(__name__)
@@ -422,7 +423,8 @@ class JobManager:
                 self._emit(JobEvent(job_id, "log", job.fraction, job.stage, text=m.get("text", "")))
 
         try:
-            result = lane.host.run(job_id, job.spec, on_event, work_dir=job.work_dir, cancel=job.cancel_event)
+            result = lane.host.run(job_id, job.spec, on_event, work_dir=job.work_dir, cancel=job.cancel_event,
+                                   outputs_hook=self._outputs_hook(job))
             if job.pool is not None:
                 job.media = self._import_outputs(job, result)
         except JobCancelled as exc:
@@ -448,13 +450,30 @@ class JobManager:
             job.fraction = 1.0
         self._finish(job, SUCCEEDED)
 
+    @staticmethod
+    def _outputs_hook(job: Job) -> OutputsHook | None:
+        """The host-side import of a project job's outputs into its pool (None without a pool)."""
+        pool = job.pool
+        if pool is None or not hasattr(pool, "root"):
+            return None
+        return OutputsHook("studio.job_outputs:import_outputs", {
+            "pool_root": str(pool.root), "pool_sample_rate": int(pool.sample_rate),
+            "peaks_dir": str(pool.peaks_dir), "label": job.label})
+
     def _import_outputs(self, job: Job, result: JobResult) -> dict[str, Any]:
+        """``{output name: MediaItem}``: the items the host stored, checked to be in the
+        pool, plus any output still to import (imported here, on the calling thread)."""
+        from studio.errors import AudioFileError
+        from studio.job_outputs import import_into
+        from studio.model import MediaItem
+
         media = {}
-        for name, ref in result.outputs.items():
-            if isinstance(ref, np.ndarray):
-                media[name] = job.pool.import_array(ref, int(result.sample_rate or 0), name=f"{job.label} {name}")
-            else:
-                media[name] = job.pool.import_file(ref)
+        for name, record in result.stored.items():
+            item = MediaItem.from_dict(record)
+            if not job.pool.has(item):
+                raise AudioFileError(item.path, f"output {name!r} of the job is missing from the media pool")
+            media[name] = item
+        media.update(import_into(job.pool, result.outputs, result.sample_rate, label=job.label))
         return media
 
     # ------------------------------------------------------------------ results -> commands

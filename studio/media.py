@@ -143,7 +143,7 @@ class MediaPool:
 
     # ------------------------------------------------------------------ import
     def import_file(self, path: str | Path, *, downmix: bool = False, peaks: bool = True,
-                    progress: Progress | None = None) -> MediaItem:
+                    progress: Progress | None = None, name: str | None = None) -> MediaItem:
         """Import an audio file, converting it once to the pool's sample rate.
 
         Args:
@@ -153,6 +153,7 @@ class MediaPool:
                 without it such files are refused.
             peaks: also build and save the peak cache (from the same stream).
             progress: called with the fraction done.
+            name: the name kept as ``original_name`` (default: the file's name).
 
         Returns:
             The :class:`MediaItem` (id = sha256 of the stored file, original name,
@@ -175,7 +176,8 @@ class MediaPool:
                 blocks = (downmix_to_stereo(b, info.sample_rate) if info.channels > 2 else b for b in decoded)
                 return self._store(
                     blocks, info.sample_rate, out_channels, info.frames,
-                    original_name=path.name, original_sha256=original_sha256, peaks=peaks, progress=progress,
+                    original_name=name or path.name, original_sha256=original_sha256, peaks=peaks,
+                    progress=progress,
                 )
             finally:
                 decoded.close()  # stops and joins the decoding thread before the file closes

@@ -103,6 +103,28 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
     assert len([t for t in session.project.tracks if t.parent_id == session.track_id]) == 3
 
 
+def test_outputs_are_stored_by_the_engine_host_not_the_studio_process(manager, session, monkeypatch):
+    from studio.media import MediaPool
+
+    def no_store(*_a, **_k):
+        raise AssertionError("the studio process imported a job output")
+
+    monkeypatch.setattr(MediaPool, "_store", no_store)
+    start, end = CLIP_START, CLIP_START + 30000
+    jid = manager.submit_for_project(session.project, session.pool, base.SeparateSpec(engine_id="fake"),
+                                     track_id=session.track_id, start=start, end=end)
+    job = manager.wait(jid, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    assert job.result.outputs == {} and set(job.result.stored) == set(job.media) == {"low", "mid", "high"}
+    assert all(session.pool.has(item) and item.frames == end - start for item in job.media.values())
+    assert {item.original_name for item in job.media.values()} == {f"{job.label} {n}" for n in job.media}
+    manager.apply_result(jid, session.undo_stack)
+    stems = [t for t in session.project.tracks if t.parent_id == session.track_id]
+    total = sum(session.pool.read(session.project.media[session.project.sounding_clips(t)[0][0].media_id])
+                for t in stems)
+    assert np.abs(total - region_audio(session, start, end)).max() < 1e-5
+
+
 def test_result_added_as_take_can_be_undone_and_redone(manager, session):
     start, end = CLIP_START + 2000, CLIP_START + 30000
     jid = manager.submit_for_project(session.project, session.pool,
