@@ -22,7 +22,7 @@ class Inspector(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 8, 8)
         self.title = QLabel("Nothing selected", self)
-        self.title.setStyleSheet("font-weight:bold;font-size:13px;color:#e8e8ea;")
+        self.title.setObjectName("InspectorTitle")
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
         self.form_host = QWidget(self)
@@ -51,9 +51,9 @@ class Inspector(QWidget):
         self.fields[label] = text
         v = QLabel(text, self)
         v.setWordWrap(True)
-        v.setStyleSheet("color:#d6d8dc;")
+        v.setObjectName("InspectorValue")
         lab = QLabel(label, self)
-        lab.setStyleSheet("color:#8a8f98;")
+        lab.setObjectName("InspectorKey")
         self.form.addRow(lab, v)
 
     def show_take(self, doc, track, group, take) -> None:

@@ -37,7 +37,7 @@ class JobRow(QWidget):
         self.bar.setFixedWidth(220)
         self.bar.setTextVisible(False)
         self.info = QLabel("queued", self)
-        self.info.setStyleSheet("color:#a0a4ab;")
+        self.info.setObjectName("JobInfo")
         self.info.setWordWrap(True)
         self.cancel = QPushButton("Cancel", self)
         self.cancel.clicked.connect(lambda: cancel(job_id))
@@ -60,13 +60,12 @@ class JobRow(QWidget):
         self.cancel.setText("Done" if state == "done" else "—")
         if state == "done":
             self.bar.setValue(1000)
-            self.info.setStyleSheet("color:#7cc644;")
         elif state == "cancelled":
-            self.info.setStyleSheet("color:#a0a4ab;")
             self.bar.setEnabled(False)
-        else:
-            self.info.setStyleSheet("color:#ff7b6b;")
-            self.bar.setStyleSheet("QProgressBar::chunk { background: #c0392b; }")
+        for w in (self.info, self.bar):  # colours by state in dark.qss ([state="..."])
+            w.setProperty("state", state)
+            w.style().unpolish(w)
+            w.style().polish(w)
         self.info.setText(message)
 
 
@@ -87,7 +86,7 @@ class JobsPanel(QWidget):
         self.list.setContentsMargins(0, 0, 0, 0)
         self.list.setSpacing(0)
         self.empty = QLabel("No jobs yet. Select a track or a range, then use the Engines menu.", host)
-        self.empty.setStyleSheet("color:#7a7f88;padding:8px;")
+        self.empty.setObjectName("JobsEmpty")
         self.list.addWidget(self.empty)
         self.list.addStretch(1)
         scroll.setWidget(host)

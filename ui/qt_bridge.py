@@ -47,7 +47,11 @@ class JobsBridge(QObject):
 
     def __init__(self, manager=None, parent=None, *, auto_apply: bool = True):
         super().__init__(parent)
-        import engines.registry  # noqa: F401 - import now, not on the first submit (UI stall)
+        # import now what submitting and applying results need, not while a result is
+        # being applied (compiling a module there stalls the window for tens of ms)
+        import engines.registry  # noqa: F401
+        import studio.analysis_ops  # noqa: F401
+        import studio.separation_ops  # noqa: F401
 
         if manager is None:
             from studio.jobs import JobManager
@@ -64,7 +68,6 @@ class JobsBridge(QObject):
         self._ui: dict[str, str] = {}
         self._early: dict[str, list] = {}
         self._cancel_asked: set[str] = set()
-        self._niced: set[int] = set()
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
         self._mapped.connect(self._on_mapped, Qt.ConnectionType.QueuedConnection)
         manager.add_listener(self._listener)
@@ -184,7 +187,6 @@ class JobsBridge(QObject):
             self.job_progress.emit(jid, float(ev.fraction), ev.stage or "", -1.0 if ev.eta is None else float(ev.eta))
         elif ev.kind == "started":
             self.states[jid] = "running"
-            self._lower_host_priority(self._real[jid])
             self.job_progress.emit(jid, 0.0, "starting", -1.0)
         elif ev.kind == "failed":
             self._finish(jid, "failed", plain_error(ev.text, ev.hint))
@@ -299,18 +301,6 @@ class JobsBridge(QObject):
         doc.push(edits.SetTempoMap(tempo_map))
         self.result_applied.emit(job_id)
         return f"Grid set to {float(bpm):.1f} BPM, {num}/{den} (undo with Ctrl+Z)."
-
-    def _lower_host_priority(self, real_id: str) -> None:
-        """Run the engine host at a lower CPU priority than the UI (nice +10), so that a busy
-        machine keeps the window responsive. Best effort; POSIX only."""
-        try:
-            job = self.manager.status(real_id)
-            pid = self.manager.host(job.spec.device).pid
-            if pid and hasattr(os, "setpriority") and pid not in self._niced:
-                os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
-                self._niced.add(pid)
-        except (OSError, AttributeError, KeyError, Exception):
-            pass
 
     def shutdown(self) -> None:
         """Stop the manager's hosts and threads."""

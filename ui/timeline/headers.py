@@ -36,7 +36,7 @@ class TrackHeader(QFrame):
         self.name = QLabel(self)
         self.name.setObjectName("TrackName")
         self.kind = QLabel(self)
-        self.kind.setStyleSheet("color:#8a8f98;font-size:9px;")
+        self.kind.setObjectName("TrackKind")
         self.mute = QToolButton(self, text="M", checkable=True, objectName="Mute")
         self.solo = QToolButton(self, text="S", checkable=True, objectName="Solo")
         self.mute.setToolTip("Mute")
@@ -53,7 +53,7 @@ class TrackHeader(QFrame):
         self.gain.setToolTip("Gain (dB)")
         self.gain_label = QLabel(self)
         self.gain_label.setFixedWidth(44)
-        self.gain_label.setStyleSheet("color:#a0a4ab;font-size:9px;")
+        self.gain_label.setObjectName("GainLabel")
         self.pan = QSlider(Qt.Orientation.Horizontal, self)
         self.pan.setRange(-100, 100)
         self.pan.setFixedWidth(46)
@@ -186,8 +186,7 @@ class HeaderColumn(QWidget):
         self.tracks: dict[str, TrackHeader] = {}
         self.lanes: dict[tuple, LaneHeader] = {}
         self.selected: str | None = None
-        self.setAutoFillBackground(True)
-        self.setStyleSheet("HeaderColumn{background:#202226;}")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # background from dark.qss
 
     def set_document(self, doc) -> None:
         """Drop every header; the next sync builds them for ``doc``."""
