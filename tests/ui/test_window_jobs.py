@@ -35,7 +35,7 @@ def test_import_select_job_take_undo(window, qtbot, shared):
     clip = track.clips[0]
     assert clip.start == 0
     assert clip.length == round(info.frames * proj.sample_rate / info.samplerate)
-    assert window.timeline.headers.tracks[track.id].name.text() == track.name
+    assert window.timeline.headers.tracks[track.id].track_name == track.name
 
     # select a range on the track with the mouse (snap off for exact pixels)
     window.actions_by_name["snap"].setChecked(False)
