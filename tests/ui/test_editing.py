@@ -407,3 +407,75 @@ def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
     monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
     assert main([str(tmp_path / "Open.seedproj")]) == 0
     assert opened == [["lmms_kick01"]]
+
+
+def test_track_header_mute_solo_faders_are_undoable_edits(window, qtbot):
+    from studio import edits
+    from studio.model import Track
+
+    t = Track(name="Bass", kind="audio")
+    window.doc.push(edits.AddTrack(t))
+    qtbot.waitUntil(lambda: t.id in window.timeline.headers.tracks)
+    header = window.timeline.headers.tracks[t.id]
+    header.resize(210, 64)
+    header.set_compact(False)
+    r = header.rects()
+    track = lambda: window.doc.project.track(t.id)  # noqa: E731
+    qtbot.mouseClick(header, Qt.MouseButton.LeftButton, pos=r["mute"].center())
+    qtbot.mouseClick(header, Qt.MouseButton.LeftButton, pos=r["solo"].center())
+    assert track().mute and track().solo and header.mute and header.solo
+    # a fader drag is one undo step: from the handle at 0 dB to the far right = +6 dB
+    gain = r["gain"]
+    x0 = gain.left() + 4 + header._gain_fraction() * (gain.width() - 8)
+    qtbot.mousePress(header, Qt.MouseButton.LeftButton, pos=QPoint(int(round(x0)), gain.center().y()))
+    for x in range(int(x0), gain.right() + 20, 7):
+        qtbot.mouseMove(header, QPoint(x, gain.center().y()))
+    qtbot.mouseRelease(header, Qt.MouseButton.LeftButton, pos=QPoint(gain.right() + 20, gain.center().y()))
+    assert track().gain_db == pytest.approx(6.0)
+    assert header.gain_db == pytest.approx(6.0)  # the header shows the model's value
+    window.doc.undo_stack.undo()
+    assert track().gain_db == 0.0 and track().solo  # the whole drag was one step
+    # double-click resets a fader; pan clicks jump to the clicked point
+    pan = r["pan"]
+    qtbot.mouseClick(header, Qt.MouseButton.LeftButton, pos=QPoint(pan.left() + 4, pan.center().y()))
+    assert track().pan == pytest.approx(-1.0)
+    qtbot.mouseDClick(header, Qt.MouseButton.LeftButton, pos=pan.center())
+    assert track().pan == 0.0
+    window.doc.undo_stack.undo()  # the reset is its own step
+    assert track().pan == pytest.approx(-1.0)
+    window.doc.undo_stack.undo()
+    window.doc.undo_stack.undo()
+    assert track().pan == 0.0 and not track().solo and track().mute
+    # clicking the name selects the track
+    with qtbot.waitSignal(header.clicked, timeout=1000) as sig:
+        qtbot.mouseClick(header, Qt.MouseButton.LeftButton, pos=r["name"].center())
+    assert sig.args == [t.id]
+    # painting it is cheap and draws the track colour strip
+    img = header.grab().toImage()
+    assert img.pixelColor(2, 30).name() == header.colour.name()
+
+
+def test_ruler_redraws_its_ticks_only_when_the_grid_changes(window):
+    from studio import edits
+    from studio.timebase import TempoMap
+
+    ruler, geom = window.timeline.ruler, window.timeline.geom
+    sr = window.doc.project.sample_rate
+    geom.samples_per_px, geom.origin = sr / 100.0, 0.0  # 120 BPM: a bar = 200 px
+    ruler.resize(800, ruler.height())
+    first = ruler.grab().toImage()
+    layer = ruler._layer
+    window.timeline.set_playhead(sr)  # x = 100
+    moved = ruler.grab().toImage()
+    assert ruler._layer is layer  # the playhead is drawn over the same tick layer
+    assert moved != first and moved.pixelColor(100, ruler.height() - 2) != first.pixelColor(100, ruler.height() - 2)
+    window.timeline.set_playhead(0)
+    assert ruler.grab().toImage() == first
+    window.doc.push(edits.SetTempoMap(TempoMap.constant(60.0, 4, 4)))  # bars twice as long
+    slower = ruler.grab().toImage()
+    assert ruler._layer is not layer and slower != first
+    h = ruler.height()
+    tall = lambda img, x: img.pixelColor(x, h - 11) != img.pixelColor(x + 3, h - 11)  # noqa: E731  bar tick
+    assert tall(first, 200) and not tall(slower, 200) and tall(slower, 400)
+    window.doc.undo_stack.undo()
+    assert ruler.grab().toImage() == first

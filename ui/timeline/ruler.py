@@ -7,7 +7,7 @@ with beats as ``bar.beat`` when zoomed in.
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QPainter, QPolygonF
+from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap, QPolygonF
 from PyQt6.QtWidgets import QWidget
 
 from ui import theme
@@ -36,6 +36,8 @@ class Ruler(QWidget):
         self._loop_anchor: int | None = None
         self.setFixedHeight(RULER_H)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._layer: QPixmap | None = None  # ticks, labels and loop; the playhead is drawn on top
+        self._layer_key: tuple | None = None
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
@@ -45,7 +47,33 @@ class Ruler(QWidget):
             p.end()
 
     def _paint(self, p: QPainter) -> None:
+        """The cached layer of ticks and labels (redrawn only when the view, the tempo map
+        or the loop changed), then the playhead: moving the playhead during playback costs
+        one pixmap blit."""
         w, h = self.width(), self.height()
+        tm = self.doc.project.tempo_map if self.doc is not None else None
+        key = (w, h, self.devicePixelRatioF(), self.geom.samples_per_px, self.geom.origin, self.loop,
+               id(self.doc), tuple((t.tick, t.bpm) for t in tm.tempos) if tm else (),
+               tuple((s.tick, s.numerator, s.denominator) for s in tm.signatures) if tm else ())
+        if self._layer is None or key != self._layer_key:
+            dpr = self.devicePixelRatioF()
+            layer = QPixmap(max(1, round(w * dpr)), max(1, round(h * dpr)))
+            layer.setDevicePixelRatio(dpr)
+            lp = QPainter(layer)
+            try:
+                self._paint_layer(lp, w, h)
+            finally:
+                lp.end()
+            self._layer, self._layer_key = layer, key
+        p.drawPixmap(0, 0, self._layer)
+        if self.doc is None:
+            return
+        x = self.geom.x_of(self.playhead)
+        p.setBrush(theme.PLAYHEAD)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.drawPolygon(QPolygonF([QPointF(x - 5, h - 10), QPointF(x + 5, h - 10), QPointF(x, h)]))
+
+    def _paint_layer(self, p: QPainter, w: int, h: int) -> None:
         p.fillRect(0, 0, w, h, theme.RULER_BG)
         p.fillRect(0, h - 1, w, 1, QColor("#16171a"))
         if self.doc is None:
@@ -72,10 +100,6 @@ class Ruler(QWidget):
                 p.setPen(theme.TEXT if major else theme.TEXT_DIM)
                 text = f"{bar + 1}" if major else f"{bar + 1}.{beat + 1}"
                 p.drawText(QPointF(x + 3, 12), text)
-        x = self.geom.x_of(self.playhead)
-        p.setBrush(theme.PLAYHEAD)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.drawPolygon(QPolygonF([QPointF(x - 5, h - 10), QPointF(x + 5, h - 10), QPointF(x, h)]))
 
     def _sample(self, x: float) -> int:
         s = self.geom.sample_at(x)
