@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMai
 from studio.errors import StudioError
 from studio.model import AudioClip, MidiClip, Track
 from ui import actions as act_table
+from ui import heap
 from ui.timeline.view import TimelineView
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self._on_changed()
         if self.playback is not None:
             self.playback.set_document(doc)
+        heap.settle()  # collect the previous project now, keep full GC passes out of frame time
 
     def _update_title(self) -> None:
         if self.doc is None:
@@ -321,6 +323,7 @@ class MainWindow(QMainWindow):
         self._remember_recent(self.doc.path)
         self.statusBar().showMessage(f"Saved {self.doc.path.name}", 4000)
         self._update_title()
+        heap.settle(full=False)
         return True
 
     def _autosave(self) -> None:
@@ -328,6 +331,7 @@ class MainWindow(QMainWindow):
             path = self.doc.autosave()
             if path is not None:
                 self.statusBar().showMessage("Autosaved", 2000)
+                heap.settle(full=False)
 
     def maybe_save(self) -> bool:
         """Ask to save unsaved changes. Returns False when the musician cancels."""

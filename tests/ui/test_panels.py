@@ -234,3 +234,29 @@ def test_generation_tasks_make_takes(window, qtbot, shared, task):
     else:
         assert (g.start, g.end) == (a, b)
     assert [r.kind for r in window.canvas.rows] == ["track", "take"]
+
+
+def test_opening_a_project_frees_the_previous_one_and_freezes_the_heap(window, tmp_path, qtbot):
+    import gc
+    import weakref
+
+    from studio import edits
+    from studio.model import Track
+    from ui import heap
+    from ui.document import Document
+
+    first = window.doc
+    a = Document.new(tmp_path / "A.seedproj", 44100)
+    window.set_document(a)
+    a.push(edits.AddTrack(Track(name="Old")))
+    ref = weakref.ref(a.project)
+    b = Document.new(tmp_path / "B.seedproj", 48000)
+    window.set_document(b)
+    assert gc.get_freeze_count() > 1000  # the live objects are in the permanent generation
+    a.close()
+    del a
+    qtbot.wait(50)  # deleteLater of the old headers
+    heap.settle()
+    assert ref() is None  # nothing of the closed project stays frozen
+    window.set_document(first)
+    b.close()
