@@ -93,6 +93,49 @@ class TempoMap:
         """A map with one tempo (BPM) and one meter for the whole project."""
         return cls([TempoChange(0, float(bpm))], [TimeSignature(0, numerator, denominator)])
 
+    def with_change(self, bar: int, bpm: float | None = None, numerator: int | None = None,
+                    denominator: int | None = None) -> "TempoMap":
+        """A copy with a tempo and/or meter change at the start of ``bar``.
+
+        Args:
+            bar: 0-based bar index (bar 0 = "bar 1" in a DAW); the change sits on its
+                first tick and holds until the next change already in the map.
+            bpm: quarter notes per minute (0 < bpm <= 1000), or None to keep the tempo.
+            numerator, denominator: the meter from that bar on, or None to keep it.
+                Meter changes after ``bar`` keep their bar numbers: they move to the
+                bar lines of the new meter.
+
+        Raises:
+            ValueError: negative bar, BPM out of range, invalid meter.
+        """
+        if int(bar) < 0:
+            raise ValueError(f"bar {bar} is before the start of the song")
+        if bpm is not None and not 0 < float(bpm) <= 1000:
+            raise ValueError(f"tempo {bpm} BPM outside 0-1000")
+        # meters: every change keeps its bar number, ticks are rebuilt from bar 0 on
+        by_bar = {self._sig_bars[i]: s for i, s in enumerate(self.signatures)}
+        if numerator is not None or denominator is not None:
+            cur = self.signature_at(self.bar_to_tick(int(bar)))
+            by_bar[int(bar)] = TimeSignature(0, int(numerator or cur.numerator), int(denominator or cur.denominator))
+        signatures: list[TimeSignature] = []
+        t, prev_bar = 0, 0
+        for b in sorted(by_bar):
+            if signatures:
+                t += (b - prev_bar) * signatures[-1].ticks_per_bar
+            signatures.append(TimeSignature(t, by_bar[b].numerator, by_bar[b].denominator))
+            prev_bar = b
+        grid = TempoMap(list(self.tempos), signatures)
+        # tempos: every change keeps its bar and its offset into the bar
+        tempos = []
+        for c in self.tempos:
+            b, _beat, _in = self.bar_beat_at(c.tick)
+            offset = min(c.tick - self.bar_to_tick(b), grid.signature_at(grid.bar_to_tick(b)).ticks_per_bar - 1)
+            tempos.append(TempoChange(grid.bar_to_tick(b) + offset, c.bpm))
+        if bpm is not None:
+            tick = grid.bar_to_tick(int(bar))
+            tempos = [c for c in tempos if c.tick != tick] + [TempoChange(tick, float(bpm))]
+        return TempoMap(tempos, signatures)
+
     def _rebuild(self) -> None:
         # seconds at the start of each tempo segment
         self._ticks = [t.tick for t in self.tempos]

@@ -46,3 +46,28 @@ def test_round_trip_and_validation():
         TempoMap([TempoChange(0, -5)], [TimeSignature(0)])
     with pytest.raises(ValueError):
         TempoMap([TempoChange(0, 120)], [TimeSignature(0, 4, 3)])
+
+
+def test_with_change_inserts_tempo_and_meter_at_a_bar():
+    tm = TempoMap.constant(120.0, 4, 4)
+    a = tm.with_change(4, 90.0)
+    assert [(t.tick, t.bpm) for t in a.tempos] == [(0, 120.0), (16 * PPQ, 90.0)]
+    assert a.tick_to_seconds(16 * PPQ) == pytest.approx(8.0)  # 4 bars of 4 beats at 120
+    assert a.tick_to_seconds(20 * PPQ) == pytest.approx(8.0 + 4 * 60 / 90)
+    assert tm.with_change(0, 100.0).tempos == [TempoChange(0, 100.0)]
+    # a meter change keeps later changes on their bar numbers
+    b = a.with_change(8, 100.0).with_change(0, None, 3, 4)
+    assert [b.bar_beat_at(t.tick)[:2] for t in b.tempos] == [(0, 0), (4, 0), (8, 0)]
+    assert [t.bpm for t in b.tempos] == [120.0, 90.0, 100.0]
+    assert b.signatures == [TimeSignature(0, 3, 4)] and b.bar_to_tick(4) == 12 * PPQ
+    c = tm.with_change(2, None, 7, 8).with_change(6, None, 4, 4)
+    assert [(s.tick, s.numerator, s.denominator) for s in c.signatures] == [
+        (0, 4, 4), (8 * PPQ, 7, 8), (8 * PPQ + 4 * 7 * PPQ // 2, 4, 4)]
+    d = c.with_change(0, None, 6, 8)  # earlier bars shorter: later meter changes follow their bars
+    assert [d.bar_beat_at(s.tick)[0] for s in d.signatures] == [0, 2, 6]
+    with pytest.raises(ValueError, match="before the start"):
+        tm.with_change(-1, 100.0)
+    with pytest.raises(ValueError, match="BPM"):
+        tm.with_change(2, 0.0)
+    with pytest.raises(ValueError, match="time signature"):
+        tm.with_change(2, None, 7, 9)
