@@ -30,6 +30,7 @@ PLUGIN_MODULES = (
     "studio.cli_models",
     "studio.cli_separate",
     "studio.cli_analyze",
+    "studio.cli_tempo",
     "ui.cli_commands",
 )
 

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from studio.cli import main
 from studio.project_io import load_project
+from studio.timebase import TempoMap
 
 
 @pytest.fixture
@@ -111,3 +112,23 @@ def test_render_and_export_commands(bundle, tmp_path, shared, capsys):
     assert "01 bass.wav" in names and "Mix.wav" in names and "seed-studio-export.json" in names
     assert main(["render", str(bundle), str(out), "--tracks", "nope"]) == 1
     assert "no track named 'nope'" in capsys.readouterr().err
+
+
+def test_tempo_command_sets_and_prints_the_tempo_map(bundle, capsys):
+    assert main(["tempo", str(bundle), "--bpm", "72", "--bar", "17"]) == 0
+    assert main(["tempo", str(bundle), "--meter", "7/8", "--bar", "9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3:] == ["bar 1: 80 BPM 4/4", "bar 9: 7/8", "bar 17: 72 BPM"]
+    tm = load_project(bundle).tempo_map
+    assert [(tm.bar_beat_at(t.tick)[0], t.bpm) for t in tm.tempos] == [(0, 80.0), (16, 72.0)]
+    assert [(tm.bar_beat_at(s.tick)[0], s.numerator, s.denominator) for s in tm.signatures] == [(0, 4, 4), (8, 7, 8)]
+    before = (bundle / "project.json").read_bytes()
+    assert main(["tempo", str(bundle), "--meter", "7/9"]) == 1
+    assert main(["tempo", str(bundle), "--bpm", "0"]) == 1
+    assert main(["tempo", str(bundle), "--bpm", "90", "--bar", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "bad meter '7/9'" in err and "BPM" in err and "numbered from 1" in err
+    assert (bundle / "project.json").read_bytes() == before  # refused edits change nothing
+    assert main(["tempo", str(bundle), "--bpm", "98"]) == 0  # whole song: one tempo, one meter
+    tm = load_project(bundle).tempo_map
+    assert tm == TempoMap.constant(98.0, 4, 4)
