@@ -54,6 +54,7 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("play", "Transport", "&Play/Stop", "Space", "Start or stop playback"),
     ("loop", "Transport", "&Loop", "L", "Loop the loop range"),
     ("to_start", "Transport", "Go to &Start", "Home", "Move the playhead to the start"),
+    ("tempo", "Transport", "&Tempo and Meter…", "", "Set the tempo (BPM) and meter, for the song or from a bar on"),
     ("about", "Help", "&About Seed Studio", "", "About"),
 ]
 

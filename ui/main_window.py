@@ -18,6 +18,7 @@ from studio.errors import StudioError
 from studio.model import AudioClip, MidiClip, Track
 from ui import actions as act_table
 from ui import heap
+from ui.tempo_dialog import ClickLabel, TempoDialog
 from ui.timeline.view import TimelineView
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ class MainWindow(QMainWindow):
         self.time_label = QLabel("1.1.1   00:00.000", self)
         self.time_label.setObjectName("TransportTime")
         tb.addWidget(self.time_label)
-        self.tempo_label = QLabel("", self)
+        self.tempo_label = ClickLabel("", self)
         self.tempo_label.setObjectName("TransportTime")
+        self.tempo_label.setToolTip("Tempo and meter at the playhead (click to change)")
+        self.tempo_label.clicked.connect(self.on_tempo)
         tb.addWidget(self.tempo_label)
         self.toolbar = tb
 
@@ -146,6 +149,29 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._update_tempo_label()
         self._on_selection()
+
+    def on_tempo(self) -> None:
+        self.open_tempo_dialog()
+
+    def open_tempo_dialog(self) -> TempoDialog | None:
+        """Open the Tempo and Meter dialog (window-modal, not blocking); on OK the change
+        is one SetTempoMap undo step. Returns the dialog (tests fill and accept it)."""
+        if self.doc is None:
+            return None
+        proj = self.doc.project
+        tick = proj.tempo_map.sample_to_tick(self.canvas.playhead, proj.sample_rate)
+        dialog = TempoDialog(proj.tempo_map, proj.tempo_map.bar_beat_at(tick)[0], self)
+        dialog.accepted.connect(lambda: self._apply_tempo(dialog))
+        dialog.open()
+        return dialog
+
+    def _apply_tempo(self, dialog: TempoDialog) -> None:
+        from studio import edits
+
+        new = self._run(dialog.result_map)
+        if new is not None and self.doc is not None and new != self.doc.project.tempo_map:
+            self.doc.push(edits.SetTempoMap(new))
+            self.statusBar().showMessage("Tempo and meter set (undo with Ctrl+Z)", 4000)
 
     def _update_tempo_label(self) -> None:
         """Tempo and meter in force at the playhead."""

@@ -3,6 +3,7 @@ prompts, recent projects, timeline geometry."""
 from __future__ import annotations
 
 import pytest
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QMessageBox
 
 from ui.timeline.geometry import TimelineGeometry, grid_step_ticks, snap_sample
@@ -260,3 +261,30 @@ def test_opening_a_project_frees_the_previous_one_and_freezes_the_heap(window, t
     assert ref() is None  # nothing of the closed project stays frozen
     window.set_document(first)
     b.close()
+
+
+def test_tempo_dialog_sets_tempo_and_meter_as_one_undo_step(window, qtbot):
+    from studio.timebase import PPQ, TempoMap
+
+    proj = window.doc.project
+    assert window.tempo_label.text().startswith("120.0 BPM")
+    window.timeline.set_playhead(proj.tempo_map.tick_to_sample(8 * 4 * PPQ + 100, proj.sample_rate))  # in bar 9
+    dlg = window.open_tempo_dialog()
+    assert dlg.bar.value() == 9 and dlg.bpm.value() == 120.0
+    dlg.from_bar.setChecked(True)
+    dlg.bpm.setValue(90.0)
+    dlg.numerator.setValue(3)
+    dlg.accept()
+    tm = window.doc.project.tempo_map
+    assert [(t.tick, t.bpm) for t in tm.tempos] == [(0, 120.0), (32 * PPQ, 90.0)]
+    assert [(s.tick, s.numerator) for s in tm.signatures] == [(0, 4), (32 * PPQ, 3)]
+    assert "90.0 BPM  3/4" in window.tempo_label.text()  # the display follows the playhead's bar
+    window.doc.undo_stack.undo()
+    assert window.doc.project.tempo_map == TempoMap.constant(120.0)
+    # whole song, opened by clicking the tempo display
+    qtbot.mouseClick(window.tempo_label, Qt.MouseButton.LeftButton)
+    dlg = window.findChildren(type(dlg))[-1]
+    dlg.whole.setChecked(True)
+    dlg.bpm.setValue(98.5)
+    dlg.accept()
+    assert window.doc.project.tempo_map == TempoMap.constant(98.5, 4, 4)
