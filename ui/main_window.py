@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
     # -- building ---------------------------------------------------------------------
     def _build_menus(self) -> None:
         menus = {name: self.menuBar().addMenu("&" + name) for name in act_table.MENUS}
+        menus["Edit"].aboutToShow.connect(self._label_undo_redo)
         self.recent_menu = None
         for name, menu, *_ in act_table.ACTIONS:
             if name == "import_files":
@@ -194,6 +195,12 @@ class MainWindow(QMainWindow):
         a_undo, a_redo = self.actions_by_name["undo"], self.actions_by_name["redo"]
         a_undo.setEnabled(bool(stack and stack.can_undo))
         a_redo.setEnabled(bool(stack and stack.can_redo))
+
+    def _label_undo_redo(self) -> None:
+        """Name the next undo and redo steps in the Edit menu (when it opens: changing an
+        action's text on every edit would relayout and repaint the whole toolbar)."""
+        stack = self.doc.undo_stack if self.doc is not None else None
+        a_undo, a_redo = self.actions_by_name["undo"], self.actions_by_name["redo"]
         a_undo.setText(f"&Undo {stack.undo_label}" if stack and stack.can_undo else "&Undo")
         a_redo.setText(f"&Redo {stack.redo_label}" if stack and stack.can_redo else "&Redo")
 

@@ -288,3 +288,18 @@ def test_tempo_dialog_sets_tempo_and_meter_as_one_undo_step(window, qtbot):
     dlg.bpm.setValue(98.5)
     dlg.accept()
     assert window.doc.project.tempo_map == TempoMap.constant(98.5, 4, 4)
+
+
+def test_edit_menu_names_the_next_undo_and_redo_steps(window):
+    from studio import edits
+    from studio.model import Track
+
+    window.doc.push(edits.AddTrack(Track(name="Pads")))
+    window.menus["Edit"].aboutToShow.emit()
+    undo, redo = window.actions_by_name["undo"], window.actions_by_name["redo"]
+    assert undo.text() == "&Undo Add track 'Pads'"
+    assert undo.isEnabled() and not redo.isEnabled() and redo.text() == "&Redo"
+    window.doc.undo_stack.undo()
+    assert redo.isEnabled() and not undo.isEnabled()  # enabled states follow at once
+    window.menus["Edit"].aboutToShow.emit()
+    assert redo.text().startswith("&Redo ") and undo.text() == "&Undo"

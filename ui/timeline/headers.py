@@ -8,7 +8,7 @@ one undo step through the stack's command merging).
 from __future__ import annotations
 
 from PyQt6.QtCore import QEvent, QRect, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QPainter
+from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
 from PyQt6.QtWidgets import QColorDialog, QInputDialog, QMenu, QToolTip, QWidget
 
 from ui.timeline.lanes import Row
@@ -67,6 +67,8 @@ class TrackHeader(QWidget):
         self.pan = 0.0
         self._drag: str | None = None  # "gain" or "pan" while a fader is dragged
         self._drag_from: tuple[float, float] = (0.0, 0.0)  # (x, value) at the press
+        self._cache: QPixmap | None = None
+        self._cache_key: tuple | None = None
         self.setMouseTracking(False)
         self._fonts()
 
@@ -147,11 +149,23 @@ class TrackHeader(QWidget):
 
     # -- painting ----------------------------------------------------------------------
     def paintEvent(self, e) -> None:  # noqa: N802
+        """Blit the header's pixmap, redrawn only when what it shows changed (rows that
+        merely move, e.g. when stem tracks are inserted above, cost one blit)."""
+        dpr = self.devicePixelRatioF()
+        key = (self.width(), self.height(), dpr, self.compact, self.colour.rgba(), self.depth, self.selected,
+               self.track_name, self.kind_text, self.mute, self.solo, self.gain_db, self.pan)
+        if key != self._cache_key:
+            pm = QPixmap(max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr)))
+            pm.setDevicePixelRatio(dpr)
+            pp = QPainter(pm)
+            try:
+                self._paint(pp)
+            finally:
+                pp.end()
+            self._cache, self._cache_key = pm, key
         p = QPainter(self)
-        try:
-            self._paint(p)
-        finally:
-            p.end()
+        p.drawPixmap(0, 0, self._cache)
+        p.end()
 
     def _paint(self, p: QPainter) -> None:
         w, h = self.width(), self.height()
