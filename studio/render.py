@@ -28,7 +28,10 @@ Signal flow of one track (Tracktion Engine's Edit -> track -> clip graph, flatte
   does not mute its children (separated stems usually play with their source muted).
 * **Effects** keep their state across blocks: each :class:`Renderer` holds one
   ``pedalboard.Pedalboard`` per track, called with ``reset=False``. A render of a range
-  starts the effects with empty state at the range start, and tails past ``end`` are cut.
+  starts the effects with empty state at the range start, and tails past ``end`` are cut
+  unless a *render tail* is asked for (``tail`` samples): then the sources (audio clips
+  and MIDI notes) stop at ``end`` while the effects keep ringing for ``tail`` more
+  samples, exactly as if every clip had been cut at ``end``.
 * **Stems sum to the mix**: the mix is computed as the sum of the stems (float32, in track
   order) times the master gain.
 
@@ -292,8 +295,12 @@ class Renderer:
                 f"{clip.media_id} that is not in the project")
         return item
 
-    def track_raw(self, track: Track, start: int, frames: int) -> np.ndarray:
+    def track_raw(self, track: Track, start: int, frames: int, source_end: int | None = None) -> np.ndarray:
         """The track's sounding clips only (clip gain and fades; no effects, fader, pan, mute).
+
+        Args:
+            source_end: timeline sample where every clip stops sounding (a render tail:
+                the clips are cut there, as by a split); None = no limit.
 
         Returns:
             ``(2, frames)`` float32 for timeline samples ``[start, start + frames)``.
@@ -305,6 +312,10 @@ class Renderer:
         end = start + frames
         midi_windows: list[tuple[Any, int, int]] = []
         for clip, ws, we in self.project.sounding_clips(track):
+            if source_end is not None:
+                we = min(we, int(source_end))
+                if we <= ws:
+                    continue
             if isinstance(clip, MidiClip):
                 midi_windows.append((clip, ws, we))
                 continue
@@ -332,12 +343,13 @@ class Renderer:
             self._add_midi(buf, track, midi_windows, start)
         return buf
 
-    def track_stem(self, track: Track, start: int, frames: int) -> np.ndarray:
+    def track_stem(self, track: Track, start: int, frames: int, source_end: int | None = None) -> np.ndarray:
         """One track post-fader: clips -> effect chain -> gain -> pan. ``(2, frames)`` float32.
 
-        Does not apply mute/solo (see :meth:`render_block`).
+        Does not apply mute/solo (see :meth:`render_block`); ``source_end`` as in
+        :meth:`track_raw`.
         """
-        x = self.track_raw(track, start, frames)
+        x = self.track_raw(track, start, frames, source_end)
         board = self._chain(track)
         if board is not None:
             x = board(x, self.project.sample_rate, reset=False)
@@ -349,7 +361,8 @@ class Renderer:
             x = x * np.array([[g * left], [g * right]], dtype=np.float32)
         return x
 
-    def render_block(self, start: int, frames: int, track_ids: Iterable[str] | None = None) -> RenderedBlock:
+    def render_block(self, start: int, frames: int, track_ids: Iterable[str] | None = None,
+                     source_end: int | None = None) -> RenderedBlock:
         """Render ``[start, start + frames)`` of the mix and of each track's stem.
 
         Args:
@@ -357,6 +370,8 @@ class Renderer:
             frames: block length.
             track_ids: tracks to render and mix (default: every track). Mute/solo is
                 judged against the whole project; silent tracks get zero stems.
+            source_end: clips stop sounding at this timeline sample while effects go on
+                (a render tail); None = no limit.
 
         Raises:
             RenderError: unknown track id, missing media, bad effect, no SoundFont.
@@ -373,9 +388,9 @@ class Renderer:
         if self.threads > 1 and len(audible) > 1:
             if self._pool_exec is None:
                 self._pool_exec = ThreadPoolExecutor(self.threads, thread_name_prefix="render")
-            outs = list(self._pool_exec.map(lambda t: self.track_stem(t, start, frames), audible))
+            outs = list(self._pool_exec.map(lambda t: self.track_stem(t, start, frames, source_end), audible))
         else:
-            outs = [self.track_stem(t, start, frames) for t in audible]
+            outs = [self.track_stem(t, start, frames, source_end) for t in audible]
         rendered = dict(zip((t.id for t in audible), outs))
         stems: dict[str, np.ndarray] = {}
         mix = np.zeros((2, frames), dtype=np.float32)
@@ -422,8 +437,8 @@ def _range(project: Project, start: int, end: int | None) -> tuple[int, int]:
 def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
                 track_ids: Iterable[str] | None = None, progress: Progress | None = None,
                 cancel: Any = None, *, block_frames: int = BLOCK_FRAMES, soundfont: str | None = None,
-                renderer: Renderer | None = None) -> Iterator[RenderedBlock]:
-    """Render ``[start, end)`` block by block (for streaming to files).
+                renderer: Renderer | None = None, tail: int = 0) -> Iterator[RenderedBlock]:
+    """Render ``[start, end + tail)`` block by block (for streaming to files).
 
     Args:
         project, pool: what to render and where its media lives.
@@ -436,6 +451,8 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
         block_frames: frames per block.
         soundfont: GM SoundFont for MIDI tracks.
         renderer: an existing :class:`Renderer` to use (its state continues).
+        tail: render tail, samples (>= 0): the clips stop at ``end`` and the effects
+            (reverb, delay) and synth releases ring on for ``tail`` more samples.
 
     Yields:
         :class:`RenderedBlock` in order; the last one may be shorter.
@@ -444,16 +461,19 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
         RenderCancelled: cancel was requested. RenderError: see :meth:`Renderer.render_block`.
     """
     start, end = _range(project, start, end)
+    tail = _check_tail(tail)
+    source_end = end if tail else None
+    stop = end + tail
     ids = list(track_ids) if track_ids is not None else None
     own = renderer is None
     r = renderer or Renderer(project, pool, soundfont=soundfont)
     try:
-        total = end - start
+        total = stop - start
         pos = start
-        while pos < end:
+        while pos < stop:
             _check_cancel(cancel)
-            n = min(block_frames, end - pos)
-            yield r.render_block(pos, n, ids)
+            n = min(block_frames, stop - pos)
+            yield r.render_block(pos, n, ids, source_end)
             pos += n
             if progress is not None:
                 progress((pos - start) / total)
@@ -462,25 +482,35 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
             r.close()
 
 
+def _check_tail(tail: int) -> int:
+    tail = int(tail)
+    if tail < 0:
+        raise RenderError(f"render tail must be >= 0 samples, got {tail}")
+    return tail
+
+
 def render_stems(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
                  track_ids: Iterable[str] | None = None, progress: Progress | None = None,
-                 cancel: Any = None, *, soundfont: str | None = None) -> dict[str, np.ndarray]:
-    """Each track's post-fader stem over ``[start, end)``, pre-master.
+                 cancel: Any = None, *, soundfont: str | None = None, tail: int = 0) -> dict[str, np.ndarray]:
+    """Each track's post-fader stem over ``[start, end + tail)``, pre-master (``tail``:
+    see :func:`iter_render`).
 
     Every stem has its track's gain, pan, mute/solo and effects; silent tracks are zeros.
     ``sum(stems) * master gain`` equals :func:`render_mix` over the same tracks.
 
     Returns:
-        track id -> ``(2, end - start)`` float32, in track order.
+        track id -> ``(2, end + tail - start)`` float32, in track order.
 
     Raises:
         RenderError, RenderCancelled: see :func:`iter_render`.
     """
     start, end = _range(project, start, end)
+    n = end + _check_tail(tail) - start
     out: dict[str, np.ndarray] | None = None
-    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont):
+    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont,
+                             tail=tail):
         if out is None:
-            out = {k: np.zeros((2, end - start), dtype=np.float32) for k in block.stems}
+            out = {k: np.zeros((2, n), dtype=np.float32) for k in block.stems}
         a = block.start - start
         for k, v in block.stems.items():
             out[k][:, a:a + v.shape[1]] = v
@@ -492,19 +522,21 @@ def render_stems(project: Project, pool: MediaReader, start: int = 0, end: int |
 
 def render_mix(project: Project, pool: MediaReader, start: int = 0, end: int | None = None,
                track_ids: Iterable[str] | None = None, progress: Progress | None = None,
-               cancel: Any = None, *, soundfont: str | None = None) -> np.ndarray:
-    """The stereo mixdown of ``[start, end)`` (``end=None``: to the end of the last clip).
+               cancel: Any = None, *, soundfont: str | None = None, tail: int = 0) -> np.ndarray:
+    """The stereo mixdown of ``[start, end)`` (``end=None``: to the end of the last clip),
+    plus ``tail`` samples in which only effects and releases ring (see :func:`iter_render`).
 
     Returns:
-        ``(2, end - start)`` float32 at ``project.sample_rate``.
+        ``(2, end + tail - start)`` float32 at ``project.sample_rate``.
 
     Raises:
         RenderError: missing media, bad effect, unknown track, no SoundFont for MIDI tracks.
         RenderCancelled: cancel was requested.
     """
     start, end = _range(project, start, end)
-    mix = np.zeros((2, end - start), dtype=np.float32)
-    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont):
+    mix = np.zeros((2, end + _check_tail(tail) - start), dtype=np.float32)
+    for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont,
+                             tail=tail):
         a = block.start - start
         mix[:, a:a + block.mix.shape[1]] = block.mix
     return mix

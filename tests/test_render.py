@@ -332,3 +332,27 @@ def test_module_render_block_with_and_without_a_renderer():
     fresh = render_block(p, pool, 2500, 2500)  # new renderer: the delay line starts empty
     assert fresh.mix.shape == (2, 2500) and not np.allclose(fresh.mix, second.mix, atol=1e-4)
     assert list(fresh.stems) == [p.tracks[0].id]
+
+
+def test_render_tail_lets_effects_ring_after_clips_stop_at_the_end():
+    src = noise(2, 40000, seed=7)
+    p, pool, clip = one_clip_project(src, start=1000)
+    p.tracks[0].effects = [Effect("Reverb", {"room_size": 0.9, "wet_level": 0.5})]
+    end, tail = 25000, 20000  # the range ends in the middle of the clip
+    plain = render_mix(p, pool, 0, end)
+    with_tail = render_mix(p, pool, 0, end, tail=tail)
+    assert with_tail.shape == (2, end + tail)
+    np.testing.assert_array_equal(with_tail[:, :end], plain)  # the range itself is unchanged
+    # the tail is exactly what a project with the clip cut at `end` renders there: only reverb
+    q, qpool, qclip = one_clip_project(src, start=1000, length=end - 1000)
+    q.tracks[0].effects = p.tracks[0].effects
+    np.testing.assert_allclose(with_tail, render_mix(q, qpool, 0, end + tail), atol=1e-6)
+    ring = np.abs(with_tail[:, end:end + 2000]).max()
+    assert ring > 1e-3  # audible decay, not silence
+    # without effects the tail is silent: the clip really stops at `end`
+    p.tracks[0].effects = []
+    assert np.abs(render_mix(p, pool, 0, end, tail=tail)[:, end:]).max() == 0.0
+    stems = render_stems(p, pool, 0, end, tail=tail)
+    assert all(s.shape == (2, end + tail) for s in stems.values())
+    with pytest.raises(RenderError, match="tail"):
+        render_mix(p, pool, 0, end, tail=-1)
