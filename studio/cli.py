@@ -195,7 +195,8 @@ def cmd_render(args) -> int:
         sr = s.project.sample_rate
         audio = render_mix(s.project, s.pool, start=_seconds_to_samples(args.start, sr) or 0,
                            end=_seconds_to_samples(args.end, sr),
-                           track_ids=resolve_tracks(s.project, args.tracks), progress=update)
+                           track_ids=resolve_tracks(s.project, args.tracks), progress=update,
+                           tail=_seconds_to_samples(args.tail, sr) or 0)
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
     write_audio(args.out, audio, sr, subtype=subtype)
     print(f"wrote {args.out}: {audio.shape[1]} frames at {sr} Hz ({audio.shape[1] / sr:.2f} s)")
@@ -210,7 +211,7 @@ def cmd_export(args) -> int:
         report = export_for_ableton(
             s.project, s.pool, args.out, track_ids=resolve_tracks(s.project, args.tracks),
             start=_seconds_to_samples(args.start, sr) or 0, end=_seconds_to_samples(args.end, sr),
-            float32=args.float, progress=update)
+            float32=args.float, progress=update, tail=_seconds_to_samples(args.tail, sr) or 0)
     files = getattr(report, "files", None) or []
     print(f"exported {len(files)} file(s) to {args.out}")
     for f in files:
@@ -258,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, help="seconds (default: project end)")
     p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
     p.add_argument("--bit-depth", choices=["16", "24", "float"], default="24")
+    p.add_argument("--tail", type=float, default=0.0,
+                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("export", help="export aligned stems, MIDI and the mix for Ableton Live")
@@ -267,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, help="seconds (default 0)")
     p.add_argument("--end", type=float, help="seconds (default: project end)")
     p.add_argument("--float", action="store_true", help="32-bit float WAV instead of 24-bit PCM")
+    p.add_argument("--tail", type=float, default=0.0,
+                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
     p.set_defaults(func=cmd_export)
 
     for name in PLUGIN_MODULES:

@@ -106,10 +106,17 @@ def test_render_and_export_commands(bundle, tmp_path, shared, capsys):
     assert main(["render", str(bundle), str(out), "--start", "1", "--end", "3"]) == 0
     audio, sr = sf.read(str(out), always_2d=True)
     assert sr == 44100 and audio.shape == (2 * 44100, 2)
+    assert main(["render", str(bundle), str(out), "--start", "1", "--end", "3", "--tail", "0.5"]) == 0
+    tailed, _ = sf.read(str(out), always_2d=True)
+    assert tailed.shape == (int(2.5 * 44100), 2)
+    np.testing.assert_allclose(tailed[:2 * 44100], audio, atol=2 ** -22)
     folder = tmp_path / "Live"
-    assert main(["export", str(bundle), str(folder), "--tracks", "bass"]) == 0
+    assert main(["export", str(bundle), str(folder), "--tracks", "bass", "--end", "4", "--tail", "1"]) == 0
     names = sorted(p.name for p in folder.iterdir())
     assert "01 bass.wav" in names and "Mix.wav" in names and "seed-studio-export.json" in names
+    assert sf.info(str(folder / "Mix.wav")).frames == 5 * 44100
+    assert main(["render", str(bundle), str(out), "--tail", "-1"]) == 1
+    assert "tail" in capsys.readouterr().err
     assert main(["render", str(bundle), str(out), "--tracks", "nope"]) == 1
     assert "no track named 'nope'" in capsys.readouterr().err
 

@@ -77,9 +77,28 @@ def test_range_and_selection(tmp_path):
     drums = read(report.files[0])
     assert not drums[:, :1000].any() and np.abs(drums[:, 1000]).max() > 0
     m = json.loads(report.manifest.read_text())
-    assert m["range"] == {"start_sample": 4000, "end_sample": 14000, "frames": 10000,
+    assert m["range"] == {"start_sample": 4000, "end_sample": 14000, "frames": 10000, "tail_frames": 0,
                           "start_seconds": 4000 / SR, "end_seconds": 14000 / SR, "start_tick": m["range"]["start_tick"]}
     assert m["bit_depth"] == 32 and m["sample_format"] == "float"
+
+
+def test_render_tail_runs_every_file_past_the_end_and_stems_still_sum_to_mix(tmp_path):
+    p, pool = audio_project()
+    p.tracks[0].effects = [Effect("Reverb", {"room_size": 0.9, "wet_level": 0.6})]
+    report = export_for_ableton(p, pool, tmp_path / "t", start=4000, end=14000, tail=8000, float32=True)
+    assert report.frames == 18000 and report.tail == 8000
+    for f in report.files[:4]:
+        assert sf.info(f).frames == 18000
+    stems = [read(f) for f in report.files[:3]]
+    mix = read(report.files[3])
+    np.testing.assert_allclose(sum(stems), mix, atol=1e-6)
+    np.testing.assert_allclose(mix, render_mix(p, pool, 4000, 14000, tail=8000), atol=1e-7)
+    assert np.abs(stems[0][:, 10000:12000]).max() > 1e-3  # the reverb rings on past the end
+    assert not stems[2][:, 10000:].any()  # a track without effects is silent in the tail
+    m = json.loads(report.manifest.read_text())
+    assert (m["range"]["frames"], m["range"]["tail_frames"], m["range"]["end_sample"]) == (18000, 8000, 14000)
+    with pytest.raises(RenderError, match="tail"):
+        export_for_ableton(p, pool, tmp_path / "bad", tail=-5)
 
 
 def test_muted_tracks_are_skipped_and_stems_still_sum_to_mix(tmp_path):

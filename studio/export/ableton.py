@@ -9,7 +9,9 @@ The folder holds, for the export range ``[start, end)`` (samples)::
     Mix.wav           the mixdown of the exported tracks
     seed-studio-export.json
 
-Drop the WAVs into Live at bar 1 (or at the range start) and they line up.
+Drop the WAVs into Live at bar 1 (or at the range start) and they line up. With a
+*render tail* (``tail`` samples) the audio files run that much past ``end``: the clips
+stop at ``end`` and reverbs and delays ring out, instead of being cut.
 
 Stems and mix come from one pass of :mod:`studio.render`, so the stems sum to the mix:
 each stem is the track's post-fader, post-effects, panned signal times the master gain,
@@ -82,7 +84,8 @@ class ExportReport:
         entries: per-file details.
         manifest: path of ``seed-studio-export.json``.
         mix: path of ``Mix.wav``.
-        start, end, frames: the range, samples.
+        start, end: the range, samples; frames: samples in each audio file
+            (``end - start + tail``); tail: the render tail, samples.
         skipped: ``(track id, name, reason)`` of selected tracks that were not exported.
         clipped: files whose samples went past full scale (integer formats only).
     """
@@ -95,6 +98,7 @@ class ExportReport:
     start: int = 0
     end: int = 0
     frames: int = 0
+    tail: int = 0
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     clipped: list[Path] = field(default_factory=list)
 
@@ -192,7 +196,7 @@ class _Writer:
 def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
                        track_ids: Iterable[str] | None = None, start: int = 0, end: int | None = None,
                        float32: bool = False, progress: Callable[[float], Any] | None = None,
-                       cancel: Any = None, soundfont: str | None = None) -> ExportReport:
+                       cancel: Any = None, soundfont: str | None = None, tail: int = 0) -> ExportReport:
     """Write the Ableton hand-off folder (see the module docstring).
 
     Args:
@@ -204,6 +208,8 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
         progress: ``progress(fraction)``, fraction 0..1.
         cancel: checked between blocks (see :func:`studio.render.iter_render`).
         soundfont: GM SoundFont for MIDI tracks.
+        tail: render tail, samples (see :func:`studio.render.iter_render`); the MIDI
+            files still end at ``end``.
 
     Returns:
         :class:`ExportReport`.
@@ -216,7 +222,9 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     sr = project.sample_rate
     if end is None:
         end = project.length_samples()
-    start, end = int(start), int(end)
+    start, end, tail = int(start), int(end), int(tail)
+    if tail < 0:
+        raise RenderError(f"render tail must be >= 0 samples, got {tail}")
     if end <= start:
         raise RenderError(f"nothing to export: the range {start}..{end} samples is empty")
     if track_ids is None:
@@ -228,14 +236,14 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
             raise RenderError(f"unknown track id(s): {', '.join(sorted(unknown))}")
         selected = [t for t in project.tracks if t.id in wanted]
     tracks = [t for t in selected if is_audible(project, t)]
-    report = ExportReport(out_dir=out_dir, start=start, end=end, frames=end - start)
+    report = ExportReport(out_dir=out_dir, start=start, end=end, frames=end - start + tail, tail=tail)
     report.skipped = [(t.id, t.name, "muted" if t.mute else "not soloed") for t in selected if t not in tracks]
     if not tracks:
         raise RenderError("nothing to export: no selected track is audible (check mute and solo)")
     out_dir.mkdir(parents=True, exist_ok=True)
     subtype = "FLOAT" if float32 else "PCM_24"
     names = _unique_names(tracks)
-    frames = end - start
+    frames = end - start + tail
     master = 10.0 ** (project.master_gain_db / 20.0)
     writers = [_Writer(out_dir / f"{n}.wav", sr, subtype, frames) for n in names]
     mix_writer = _Writer(out_dir / MIX_NAME, sr, subtype, frames)
@@ -243,7 +251,7 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     try:
         render_progress = (lambda f: progress(0.95 * f)) if progress else None
         for block in iter_render(project, pool, start, end, [t.id for t in tracks], render_progress, cancel,
-                                 block_frames=BLOCK_FRAMES, soundfont=soundfont):
+                                 block_frames=BLOCK_FRAMES, soundfont=soundfont, tail=tail):
             for w, t in zip(writers, tracks):
                 stem = block.stems[t.id]
                 w.write(stem * np.float32(master) if master != 1.0 else stem)
@@ -315,6 +323,7 @@ def _manifest(project: Project, report: ExportReport, tracks: list[Track], float
         "ppq": project.ppq,
         "range": {
             "start_sample": report.start, "end_sample": report.end, "frames": report.frames,
+            "tail_frames": report.tail,
             "start_seconds": report.start / sr, "end_seconds": report.end / sr,
             "start_tick": start_tick,
         },
