@@ -37,6 +37,9 @@ class Settings:
         autosave_interval_s: seconds between autosaves of a dirty project (0 = off).
         recent_projects: most recent first, at most 10.
         default_sample_rate: Hz, for new projects.
+        render_tail_s: seconds the app's exports (mix, stems for Ableton) run past the
+            end so that reverbs and delays ring out; the clips still stop at the end
+            (see :func:`studio.render.iter_render`). 0 = cut exactly at the end.
     """
 
     soundfont: str | None = None
@@ -46,6 +49,7 @@ class Settings:
     autosave_interval_s: int = 60
     recent_projects: list[str] = field(default_factory=list)
     default_sample_rate: int = 44100
+    render_tail_s: float = 2.0
 
     def add_recent(self, path: str | Path) -> None:
         """Put ``path`` first in the recent projects list (deduplicated, max 10)."""

@@ -428,10 +428,15 @@ class MainWindow(QMainWindow):
         except ImportError:
             self.error("Export for Ableton is not available in this build.")
             return None
-        out = self._run(export_for_ableton, self.doc.project, self.doc.pool, Path(folder))
+        out = self._run(export_for_ableton, self.doc.project, self.doc.pool, Path(folder), tail=self._tail())
         if out is not None:
             self.statusBar().showMessage(f"Exported stems for Ableton to {out}", 6000)
         return out
+
+    def _tail(self) -> int:
+        """The export render tail, samples (Preferences: render tail on export)."""
+        seconds = max(0.0, float(getattr(self.settings, "render_tail_s", 0.0) or 0.0))
+        return int(round(seconds * self.doc.project.sample_rate))
 
     def on_export_mix(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export mix", str(Path.home() / "mix.wav"), "WAV (*.wav)")
@@ -443,7 +448,7 @@ class MainWindow(QMainWindow):
         except ImportError:
             self.error("Rendering is not available in this build.")
             return
-        mix = self._run(render_mix, self.doc.project, self.doc.pool)
+        mix = self._run(render_mix, self.doc.project, self.doc.pool, tail=self._tail())
         if mix is not None:
             self._run(write_audio, path, mix, self.doc.project.sample_rate)
             self.statusBar().showMessage(f"Exported {path}", 5000)

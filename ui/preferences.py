@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
                              QLineEdit, QPushButton, QSpinBox, QWidget)
 
 
@@ -79,6 +79,15 @@ class PreferencesDialog(QDialog):
         self.autosave.setSpecialValueText("off")
         self.autosave.setValue(int(settings.autosave_interval_s))
         form.addRow("Autosave every", self.autosave)
+        self.tail = QDoubleSpinBox(self)
+        self.tail.setRange(0.0, 30.0)
+        self.tail.setSingleStep(0.5)
+        self.tail.setDecimals(1)
+        self.tail.setSuffix(" s")
+        self.tail.setSpecialValueText("none (cut at the end)")
+        self.tail.setValue(float(settings.render_tail_s))
+        self.tail.setToolTip("Exports run this long past the end so reverbs and delays ring out")
+        form.addRow("Render tail on export", self.tail)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -94,6 +103,7 @@ class PreferencesDialog(QDialog):
         s.models_dir = self.models_dir.text().strip() or None
         s.soundfont = self.soundfont.text().strip() or None
         s.autosave_interval_s = int(self.autosave.value())
+        s.render_tail_s = float(self.tail.value())
         try:
             return save_settings(s)
         except OSError:

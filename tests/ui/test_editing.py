@@ -97,10 +97,15 @@ def test_export_ableton_folder(window, shared, tmp_path):
     names = [w.name for w in wavs]
     assert "Mix.wav" in names and len(wavs) == 3
     infos = [sf.info(str(w)) for w in wavs]
-    assert {i.frames for i in infos} == {proj.length_samples()}
+    tail = round(window.settings.render_tail_s * proj.sample_rate)  # reverbs ring out (Preferences)
+    assert tail == 2 * proj.sample_rate
+    assert {i.frames for i in infos} == {proj.length_samples() + tail}
     assert {i.samplerate for i in infos} == {proj.sample_rate}
     manifest = json.loads((tmp_path / "Ableton" / "seed-studio-export.json").read_text())
-    assert manifest
+    assert manifest["range"]["tail_frames"] == tail
+    window.settings.render_tail_s = 0.0
+    window.export_ableton(tmp_path / "Exact")
+    assert sf.info(str(tmp_path / "Exact" / "Mix.wav")).frames == proj.length_samples()
 
 
 def test_split_move_trim_fade_undo(window, shared, qtbot):

@@ -303,3 +303,14 @@ def test_edit_menu_names_the_next_undo_and_redo_steps(window):
     assert redo.isEnabled() and not undo.isEnabled()  # enabled states follow at once
     window.menus["Edit"].aboutToShow.emit()
     assert redo.text().startswith("&Redo ") and undo.text() == "&Undo"
+
+
+def test_preferences_save_the_render_tail(window):
+    from studio.settings import load_settings
+    from ui.preferences import PreferencesDialog
+
+    dlg = PreferencesDialog(window.settings, window)
+    assert dlg.tail.value() == 2.0
+    dlg.tail.setValue(4.5)
+    assert dlg.apply() is not None
+    assert load_settings().render_tail_s == 4.5
