@@ -264,7 +264,7 @@ class _Runner:
                     attempt_progress = engine_progress.sub(engine_progress.fraction, 1.0)
             if hook:
                 cancel.raise_if_cancelled()
-                result = self._store_outputs(hook, result, spec, reporter.sub(0.97, 1.0))
+                result = self._store_outputs(hook, result, spec, reporter.sub(0.97, 1.0), cancel)
             result = self._finish(result, spec, engine, device, dtype, load_s, t_run, t_start)
             self.send({"type": "result", "job_id": job_id, "result": _jsonable(result.to_dict())})
         except JobCancelled as exc:
@@ -286,20 +286,31 @@ class _Runner:
 
     @staticmethod
     def _store_outputs(hook: dict[str, Any], result: JobResult, spec: JobSpec,
-                       progress: ProgressReporter) -> JobResult:
-        """Run the outputs hook (see :class:`OutputsHook`) on ``result.outputs``."""
+                       progress: ProgressReporter, cancel: CancelToken) -> JobResult:
+        """Run the outputs hook (see :class:`OutputsHook`) on ``result.outputs``.
+
+        Its progress calls check ``cancel``, so a cancel while saving stops cleanly
+        between outputs (the hook's own cleanup runs) instead of the host being killed."""
         if not isinstance(result, JobResult) or not result.outputs:
             return result
         fn = _resolve(str(hook.get("target", "")))
-        progress(0.0, "saving results")
+
+        def checked(fraction: float, stage: str = "") -> None:
+            cancel.raise_if_cancelled()
+            progress(fraction, stage)
+
+        checked(0.0, "saving results")
         try:
-            stored = fn(dict(result.outputs), result.sample_rate, progress=progress, **(hook.get("kwargs") or {}))
+            stored = fn(dict(result.outputs), result.sample_rate, progress=checked, **(hook.get("kwargs") or {}))
         except EngineError:
             raise
+        except OSError as exc:
+            raise EngineError(f"the results of {spec.engine_id!r} could not be saved: {exc}",
+                              "check the free disk space and that the project folder is writable") from None
         except Exception as exc:
             log.exception("outputs hook %s failed", hook.get("target"))
             raise EngineError(f"the results of {spec.engine_id!r} could not be saved: {exc}",
-                              "check the free disk space and that the project folder is writable") from None
+                              "the engine produced audio that can't be stored; see the log") from None
         stored = dict(stored or {})
         for name in stored:
             result.outputs.pop(name, None)

@@ -221,6 +221,11 @@ def cmd_export(args) -> int:
 
 # ---------------------------------------------------------------- parser
 
+def _add_tail_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tail", type=float, default=0.0,
+                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with the subcommands of every area."""
     parser = argparse.ArgumentParser(
@@ -259,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, help="seconds (default: project end)")
     p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
     p.add_argument("--bit-depth", choices=["16", "24", "float"], default="24")
-    p.add_argument("--tail", type=float, default=0.0,
-                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
+    _add_tail_argument(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("export", help="export aligned stems, MIDI and the mix for Ableton Live")
@@ -270,8 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, help="seconds (default 0)")
     p.add_argument("--end", type=float, help="seconds (default: project end)")
     p.add_argument("--float", action="store_true", help="32-bit float WAV instead of 24-bit PCM")
-    p.add_argument("--tail", type=float, default=0.0,
-                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
+    _add_tail_argument(p)
     p.set_defaults(func=cmd_export)
 
     for name in PLUGIN_MODULES:

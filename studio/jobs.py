@@ -11,8 +11,8 @@ the project (a track, or a region of it with context margins) into a WAV file in
 job's temp folder. Its output audio is imported into the media pool by the engine host
 itself (:mod:`studio.job_outputs` as the host's outputs hook), so the studio process
 spends no time hashing and writing stems while the window runs (pool files are
-immutable and not yet referenced by the project). Nothing touches the project until the caller's thread calls
-:meth:`JobManager.apply_result`, which pushes ONE undoable step: ``AddMedia`` plus
+immutable and not yet referenced by the project). Nothing touches the project until
+the caller's thread calls :meth:`JobManager.apply_result`, which pushes ONE undoable step: ``AddMedia`` plus
 ``AddTake`` (a take over the region on the source track), or ``AddTracks`` (stems,
 grouped under the source, which is muted), or a new MIDI track (transcription).
 A failed or cancelled job leaves the project untouched and no partial take.

@@ -461,7 +461,7 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
         RenderCancelled: cancel was requested. RenderError: see :meth:`Renderer.render_block`.
     """
     start, end = _range(project, start, end)
-    tail = _check_tail(tail)
+    tail = check_tail(tail)
     source_end = end if tail else None
     stop = end + tail
     ids = list(track_ids) if track_ids is not None else None
@@ -482,7 +482,8 @@ def iter_render(project: Project, pool: MediaReader, start: int = 0, end: int | 
             r.close()
 
 
-def _check_tail(tail: int) -> int:
+def check_tail(tail: int) -> int:
+    """``tail`` as int samples. Raises RenderError when it is negative."""
     tail = int(tail)
     if tail < 0:
         raise RenderError(f"render tail must be >= 0 samples, got {tail}")
@@ -505,7 +506,7 @@ def render_stems(project: Project, pool: MediaReader, start: int = 0, end: int |
         RenderError, RenderCancelled: see :func:`iter_render`.
     """
     start, end = _range(project, start, end)
-    n = end + _check_tail(tail) - start
+    n = end + check_tail(tail) - start
     out: dict[str, np.ndarray] | None = None
     for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont,
                              tail=tail):
@@ -534,7 +535,7 @@ def render_mix(project: Project, pool: MediaReader, start: int = 0, end: int | N
         RenderCancelled: cancel was requested.
     """
     start, end = _range(project, start, end)
-    mix = np.zeros((2, end + _check_tail(tail) - start), dtype=np.float32)
+    mix = np.zeros((2, end + check_tail(tail) - start), dtype=np.float32)
     for block in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont,
                              tail=tail):
         a = block.start - start

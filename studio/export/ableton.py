@@ -37,7 +37,7 @@ from studio.atomic import atomic_write_text
 from studio.errors import RenderError
 from studio.midi_io import MidiPart, shift_tempo_map, write_midi
 from studio.model import AudioClip, MidiClip, Project, Track
-from studio.render import BLOCK_FRAMES, is_audible, iter_render
+from studio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render
 
 MANIFEST_NAME = "seed-studio-export.json"
 MIX_NAME = "Mix.wav"
@@ -222,9 +222,7 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     sr = project.sample_rate
     if end is None:
         end = project.length_samples()
-    start, end, tail = int(start), int(end), int(tail)
-    if tail < 0:
-        raise RenderError(f"render tail must be >= 0 samples, got {tail}")
+    start, end, tail = int(start), int(end), check_tail(tail)
     if end <= start:
         raise RenderError(f"nothing to export: the range {start}..{end} samples is empty")
     if track_ids is None:

@@ -12,6 +12,7 @@ from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
 from PyQt6.QtWidgets import QColorDialog, QInputDialog, QMenu, QToolTip, QWidget
 
 from ui.timeline.lanes import Row
+from ui.timeline.tiles import painted_pixmap
 
 HEADER_W = 210
 
@@ -155,14 +156,8 @@ class TrackHeader(QWidget):
         key = (self.width(), self.height(), dpr, self.compact, self.colour.rgba(), self.depth, self.selected,
                self.track_name, self.kind_text, self.mute, self.solo, self.gain_db, self.pan)
         if key != self._cache_key:
-            pm = QPixmap(max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr)))
-            pm.setDevicePixelRatio(dpr)
-            pp = QPainter(pm)
-            try:
-                self._paint(pp)
-            finally:
-                pp.end()
-            self._cache, self._cache_key = pm, key
+            self._cache = painted_pixmap(self.width(), self.height(), dpr, self._paint)
+            self._cache_key = key
         p = QPainter(self)
         p.drawPixmap(0, 0, self._cache)
         p.end()

@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QWidget
 
 from ui import theme
 from ui.timeline.geometry import TimelineGeometry, grid_step_ticks, snap_sample
+from ui.timeline.tiles import painted_pixmap
 
 RULER_H = 30
 
@@ -56,15 +57,8 @@ class Ruler(QWidget):
                id(self.doc), tuple((t.tick, t.bpm) for t in tm.tempos) if tm else (),
                tuple((s.tick, s.numerator, s.denominator) for s in tm.signatures) if tm else ())
         if self._layer is None or key != self._layer_key:
-            dpr = self.devicePixelRatioF()
-            layer = QPixmap(max(1, round(w * dpr)), max(1, round(h * dpr)))
-            layer.setDevicePixelRatio(dpr)
-            lp = QPainter(layer)
-            try:
-                self._paint_layer(lp, w, h)
-            finally:
-                lp.end()
-            self._layer, self._layer_key = layer, key
+            self._layer = painted_pixmap(w, h, self.devicePixelRatioF(), lambda lp: self._paint_layer(lp, w, h))
+            self._layer_key = key
         p.drawPixmap(0, 0, self._layer)
         if self.doc is None:
             return

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import Callable, Hashable
 
 import numpy as np
-from PyQt6.QtGui import QColor, QImage, QPixmap
+from PyQt6.QtGui import QColor, QImage, QPainter, QPixmap
 
 TILE_PX = 256
 """Width of one cached tile, pixels."""
@@ -29,6 +29,20 @@ def pixmap_from_rgba(img: np.ndarray) -> QPixmap:
     h, w = img.shape[:2]
     qimg = QImage(img.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
     return QPixmap.fromImage(qimg.copy())
+
+
+def painted_pixmap(width: int, height: int, dpr: float, paint: Callable[[QPainter], None]) -> QPixmap:
+    """A ``width`` x ``height`` (logical pixels) pixmap at device pixel ratio ``dpr``,
+    drawn by ``paint(painter)``: the cached layer of a widget that blits it until what
+    it shows changes (track headers, the ruler's ticks)."""
+    pm = QPixmap(max(1, round(width * dpr)), max(1, round(height * dpr)))
+    pm.setDevicePixelRatio(dpr)
+    p = QPainter(pm)
+    try:
+        paint(p)
+    finally:
+        p.end()
+    return pm
 
 
 class TileCache:
