@@ -85,7 +85,7 @@ def main() -> int:
     from engines.analysis.key import estimate_key, key_from_notes
     from engines.analysis.melody import f0_to_midi_curve, f0_to_notes, load_fcpe, track_f0
     from engines.analysis.transcribe import load_basic_pitch, transcribe
-    from studio import features as F
+    from engines import features as F
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, librosa {librosa.__version__}")

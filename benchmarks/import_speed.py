@@ -30,7 +30,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio.media import MediaPool  # noqa: E402
+from studio.media.pool import MediaPool  # noqa: E402
 
 SR = 48000
 

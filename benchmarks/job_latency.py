@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from engines import base  # noqa: E402
 from engines.host import EngineHost  # noqa: E402
-from studio.jobs import JobManager  # noqa: E402
+from studio.jobs.manager import JobManager  # noqa: E402
 
 
 def _ready(conn) -> None:

@@ -3,7 +3,7 @@
 Target (issue 2): offline mixdown >= 20x real time on a 2-core machine.
 
 Set-up: four 5-minute stereo media items (music-like synthetic audio) are stored in a
-real :class:`studio.media.MediaPool` (float32 WAV, read through memmap, as in a project);
+real :class:`studio.media.pool.MediaPool` (float32 WAV, read through memmap, as in a project);
 16 tracks each play one of them with a different offset, pan and gain. Two chains are
 measured, both pedalboard plug-ins from the allow-list:
 
@@ -38,10 +38,10 @@ import pedalboard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio.effects import build_chain  # noqa: E402
-from studio.media import MediaPool  # noqa: E402
-from studio.model import AudioClip, Effect, Project, Track  # noqa: E402
-from studio.render import render_mix  # noqa: E402
+from studio.audio.effects import build_chain  # noqa: E402
+from studio.media.pool import MediaPool  # noqa: E402
+from studio.model.project import AudioClip, Effect, Project, Track  # noqa: E402
+from studio.audio.render import render_mix  # noqa: E402
 
 SR = 44100
 CHAINS = {

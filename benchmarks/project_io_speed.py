@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio import project_io  # noqa: E402
-from studio.model import AudioClip, Effect, MediaItem, MidiClip, Note, Project, Track  # noqa: E402
+from studio.io import project_io  # noqa: E402
+from studio.model.project import AudioClip, Effect, MediaItem, MidiClip, Note, Project, Track  # noqa: E402
 
 
 def build(tracks: int, clips: int) -> Project:

@@ -213,7 +213,7 @@ def main() -> int:
     win.timeline.zoom_to_fit()
     idle, ticks, _ = measure_stall(app, 2.0)
     print(f"event-loop max gap, idle (baseline): {idle:6.1f} ms over {ticks} ticks")
-    from studio.jobs import JobManager
+    from studio.jobs.manager import JobManager
 
     manager = JobManager(default_device="cpu")
     bridge = JobsBridge(manager, parent=win)

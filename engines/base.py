@@ -376,7 +376,7 @@ class JobSpec:
     Attributes:
         engine_id: the registry id of the engine (``engines.registry``).
         model_id: the model record to use (``engines.models``); None = engine default.
-        audio: the input: a path to a WAV file (written by ``studio.jobs``) or a
+        audio: the input: a path to a WAV file (written by ``studio.jobs.manager``) or a
             float32 ``(channels, frames)`` array; None for tasks without input.
         sample_rate: the input's sample rate in Hz (and the wanted output rate for
             generation); required with an array input.

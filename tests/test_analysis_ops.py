@@ -7,8 +7,8 @@ import mido
 import numpy as np
 import pytest
 
-from studio import analysis_ops as ops
-from studio.timebase import PPQ
+from studio.tasks import analyze as ops
+from studio.model.timebase import PPQ
 
 
 # ------------------------------------------------------------------ tempo map fitting (synthetic)
@@ -62,8 +62,8 @@ def test_downbeat_right_at_the_start_and_bad_arguments():
 
 @pytest.fixture
 def session(tmp_path, shared):
-    from studio.importing import import_files
-    from studio.session import Session
+    from studio.media.importing import import_files
+    from studio.io.session import Session
 
     s = Session.create(tmp_path / "Song.seedproj", sample_rate=44100)
     mt = shared / "multitrack" / "blupi001"
@@ -127,7 +127,7 @@ def test_midi_track_has_pitch_bends_only_for_lone_notes(session):
 # ------------------------------------------------------------------ CLI
 
 def test_cli_analyze_and_transcribe_audio_files(shared, tmp_path, capsys):
-    from studio.cli import main
+    from studio.cli.main import main
 
     out = tmp_path / "a.json"
     assert main(["analyze", str(shared / "multitrack" / "blupi001" / "mixture.flac"), "--json", str(out)]) == 0
@@ -143,8 +143,8 @@ def test_cli_analyze_and_transcribe_audio_files(shared, tmp_path, capsys):
 
 
 def test_cli_project_variants_and_errors(session, tmp_path, capsys):
-    from studio.cli import main
-    from studio.session import Session
+    from studio.cli.main import main
+    from studio.io.session import Session
 
     bundle = str(session.bundle)
     session.save()

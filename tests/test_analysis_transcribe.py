@@ -97,7 +97,7 @@ def test_engine_writes_midi_and_trims_context(bass, model, tmp_path):
     expected = [(n.start - before, n.pitch) for n in full.notes if n.start >= before]
     assert [(n["start"], n["pitch"]) for n in notes] == expected
     # written as a MIDI file through studio's path, it holds the same notes at 120 BPM, PPQ 960
-    from studio.cli_analyze import _write_notes
+    from studio.cli.analyze import _write_notes
 
     _write_notes(str(tmp_path / "t.mid"), notes, sr, 120.0, "transcription")
     mf = mido.MidiFile(str(tmp_path / "t.mid"))

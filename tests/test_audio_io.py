@@ -1,4 +1,4 @@
-"""studio.audio_io: reading every supported format, atomic writes, soxr resampling, downmix."""
+"""studio.io.audio_io: reading every supported format, atomic writes, soxr resampling, downmix."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from studio import audio_io
-from studio.audio_io import (
+from studio.io import audio_io
+from studio.io.audio_io import (
     AudioReader,
     StreamResampler,
     audio_info,

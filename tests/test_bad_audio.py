@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from studio.audio_io import audio_info, read_audio
+from studio.io.audio_io import audio_info, read_audio
 from studio.errors import AudioFileError, StudioError
-from studio.media import MediaPool
+from studio.media.pool import MediaPool
 
 
 def _tone(channels: int, frames: int = 4800) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from studio.cli import main
-from studio.project_io import load_project
-from studio.timebase import TempoMap
+from studio.cli.main import main
+from studio.io.project_io import load_project
+from studio.model.timebase import TempoMap
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from studio import edits as E
-from studio.commands import UndoStack
+from studio.model import edits as E
+from studio.model.commands import UndoStack
 from studio.errors import CommandError
-from studio.model import (
+from studio.model.project import (
     AudioClip, ControlChange, ControlLane, Effect, MediaItem, MidiClip, Note, PitchBend, Project,
     Region, Take, Track,
 )
-from studio.timebase import TempoMap
+from studio.model.timebase import TempoMap
 
 
 def snapshot(p: Project) -> str:
@@ -32,7 +32,7 @@ def world():
     p.tracks += [audio, midi]
     p.regions.append(Region("verse", 0, 44100))
     take = Take("gen 1", [AudioClip("m1", 2000, 500, 10000)], {"engine": "fake", "seed": 1})
-    audio.take_groups.append(__import__("studio.model", fromlist=["TakeGroup"]).TakeGroup(2000, 12000, [take], take.id))
+    audio.take_groups.append(__import__("studio.model.project", fromlist=["TakeGroup"]).TakeGroup(2000, 12000, [take], take.id))
     return p, audio, midi, take
 
 

@@ -93,12 +93,12 @@ def test_host_runs_below_the_studio_priority_on_every_thread(host):
 
 
 def test_outputs_hook_stores_outputs_in_the_host(host, mixture, tmp_path):
-    from studio.media import MediaPool
+    from studio.media.pool import MediaPool
 
     audio, sr = mixture
     events = []
     pool_root = tmp_path / "bundle" / "media"
-    hook = OutputsHook("studio.job_outputs:import_outputs",
+    hook = OutputsHook("studio.jobs.outputs:import_outputs",
                        {"pool_root": str(pool_root), "pool_sample_rate": 48000, "label": "Split"})
     r = host.run("hook", base.SeparateSpec(engine_id="fake", audio=audio, sample_rate=sr,
                                            params={"chunk_seconds": 0.5}),
@@ -108,7 +108,7 @@ def test_outputs_hook_stores_outputs_in_the_host(host, mixture, tmp_path):
     assert any(s.startswith("saving") for s in stages)
     fractions = [e["fraction"] for e in events if e["type"] == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    from studio.model import MediaItem
+    from studio.model.project import MediaItem
 
     pool = MediaPool(pool_root, 48000)
     items = {k: MediaItem.from_dict(v) for k, v in r.stored.items()}
@@ -129,7 +129,7 @@ def test_outputs_hook_failure_fails_the_job_with_the_cause(host, mixture, tmp_pa
     audio, sr = mixture
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the media folder should be")
-    hook = OutputsHook("studio.job_outputs:import_outputs", {"pool_root": str(blocker / "media"),
+    hook = OutputsHook("studio.jobs.outputs:import_outputs", {"pool_root": str(blocker / "media"),
                                                                "pool_sample_rate": 44100})
     with pytest.raises(base.EngineError, match="could not be saved"):
         host.run("hookfail", base.SeparateSpec(engine_id="fake", audio=audio[:, :8000], sample_rate=sr),

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import studio.synth as synth
+import studio.audio.synth as synth
 from studio.errors import RenderError
 from studio.export.ableton import export_for_ableton, sanitize_name
-from studio.midi_io import read_midi
-from studio.model import AudioClip, Effect, MidiClip, Note, Project, Take, TakeGroup, Track
-from studio.render import render_mix
-from studio.timebase import TempoChange, TempoMap, TimeSignature
+from studio.io.midi_io import read_midi
+from studio.model.project import AudioClip, Effect, MidiClip, Note, Project, Take, TakeGroup, Track
+from studio.audio.render import render_mix
+from studio.model.timebase import TempoChange, TempoMap, TimeSignature
 from tests.test_render import ArrayPool, noise
 
 SR = 44100

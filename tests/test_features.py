@@ -1,4 +1,4 @@
-"""Control features (studio.features): numpy vs torch twins, and against librosa on real audio."""
+"""Control features (engines.features): numpy vs torch twins, and against librosa on real audio."""
 from __future__ import annotations
 
 import librosa
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from studio import features as F
+from engines import features as F
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from engines import base
-from studio.importing import import_audio
-from studio.jobs import CANCELLED, FAILED, SUCCEEDED, JobError, JobManager, render_track
-from studio.session import Session
+from studio.media.importing import import_audio
+from studio.jobs.manager import CANCELLED, FAILED, SUCCEEDED, JobError, JobManager, render_track
+from studio.io.session import Session
 
 CLIP_START = 1000
 
@@ -104,7 +104,7 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
 
 
 def test_outputs_are_stored_by_the_engine_host_not_the_studio_process(manager, session, monkeypatch):
-    from studio.media import MediaPool
+    from studio.media.pool import MediaPool
 
     def no_store(*_a, **_k):
         raise AssertionError("the studio process imported a job output")

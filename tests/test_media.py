@@ -1,4 +1,4 @@
-"""studio.media.MediaPool: import real files once at the project rate, content-addressed storage."""
+"""studio.media.pool.MediaPool: import real files once at the project rate, content-addressed storage."""
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from studio.audio_io import downmix_matrix, resampled_length
+from studio.io.audio_io import downmix_matrix, resampled_length
 from studio.errors import AudioFileError
-from studio.media import MediaPool
-from studio.model import MediaItem
+from studio.media.pool import MediaPool
+from studio.model.project import MediaItem
 
 FLAC = ("audio", "uncertain_future_30s.flac")
 
@@ -220,7 +220,7 @@ def test_missing_or_mismatching_media_is_a_clear_error(shared, pool):
 
 
 def test_open_maps_are_bounded(shared, pool, monkeypatch):
-    import studio.media as media
+    import studio.media.pool as media
 
     monkeypatch.setattr(media, "_MAX_OPEN_MAPS", 1)
     a = pool.import_file(shared / "audio" / "lmms_kick01.ogg")
@@ -233,7 +233,7 @@ def test_open_maps_are_bounded(shared, pool, monkeypatch):
 
 
 def test_failing_write_cleans_up_and_stops_the_decoder_thread(shared, pool, monkeypatch):
-    import studio.media as media
+    import studio.media.pool as media
 
     real = media.open_wav_writer
 

@@ -9,9 +9,9 @@ import mido
 import pytest
 
 from studio.errors import MidiFileError
-from studio.midi_io import MidiPart, midi_clip_to_bytes, read_midi, write_midi
-from studio.model import ControlChange, MidiClip, Note, PitchBend, Track
-from studio.timebase import TempoChange, TempoMap, TimeSignature
+from studio.io.midi_io import MidiPart, midi_clip_to_bytes, read_midi, write_midi
+from studio.model.project import ControlChange, MidiClip, Note, PitchBend, Track
+from studio.model.timebase import TempoChange, TempoMap, TimeSignature
 
 
 def mido_notes(path) -> dict[tuple[int, int], list[tuple[int, int]]]:

@@ -202,7 +202,7 @@ def test_hub_source_goes_through_hf_hub_download(tmp_path, monkeypatch):
 
 
 def _cli(argv, capsys):
-    from studio import cli_models
+    from studio.cli import models as cli_models
 
     import argparse
 
@@ -253,7 +253,7 @@ def test_cli_download_verify_import_remove(server, tmp_path, capsys, monkeypatch
 
 
 def test_seed_studio_cli_main_runs_models_list(tmp_path, capsys):
-    from studio.cli import main
+    from studio.cli.main import main
 
     assert main(["models", "--models-dir", str(tmp_path), "list"]) == 0
     out = capsys.readouterr().out

@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 
 from studio.export.ableton import export_for_ableton
-from studio.media import MediaPool
-from studio.model import AudioClip, Project, Track
-from studio.render import render_mix
+from studio.media.pool import MediaPool
+from studio.model.project import AudioClip, Project, Track
+from studio.audio.render import render_mix
 
 STEMS = ("drums", "bass", "other")
 

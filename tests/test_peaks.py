@@ -1,11 +1,11 @@
-"""studio.peaks: multi-resolution min/max/RMS, checked against brute force; persistence; never throws."""
+"""studio.media.peaks: multi-resolution min/max/RMS, checked against brute force; persistence; never throws."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from studio.media import MediaPool
-from studio.peaks import BASE_BLOCK, LEVEL_FACTOR, PeakBuilder, PeakCache
+from studio.media.pool import MediaPool
+from studio.media.peaks import BASE_BLOCK, LEVEL_FACTOR, PeakBuilder, PeakCache
 
 SR = 44100
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from studio import project_io
+from studio.io import project_io
 from studio.errors import ProjectError
-from studio.model import (
+from studio.model.project import (
     AudioClip, ControlLane, Effect, MediaItem, MidiClip, Note, Project, Region, Take, TakeGroup, Track,
 )
-from studio.timebase import TempoChange, TempoMap, TimeSignature
+from studio.model.timebase import TempoChange, TempoMap, TimeSignature
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,8 @@ def test_symlink_escape_is_refused(tmp_path):
 CRASH_SCRIPT = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {repo!r})
-    from studio import atomic, project_io
+    from studio.io import atomic
+    from studio.io import project_io
     from tests.test_project_io import rich_project
     atomic.CHUNK_BYTES = 32 * 1024
     target = int(sys.argv[2])
@@ -163,7 +164,7 @@ def test_crash_at_every_point_of_a_save_leaves_old_or_new(tmp_path):
     # a real SIGKILL at random moments during repeated saves
     killer = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO)!r})
-        from studio import project_io
+        from studio.io import project_io
         from tests.test_project_io import rich_project
         p = rich_project(64, 40)
         i = 0
@@ -205,7 +206,7 @@ def test_lock_detects_crashed_session(tmp_path):
     project_io.save_project(Project(), b)
     assert project_io.acquire_lock(b) is False  # first open
     proc = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r});"
-                           f"from studio import project_io; project_io.acquire_lock({str(b)!r})"])
+                           f"from studio.io import project_io; project_io.acquire_lock({str(b)!r})"])
     assert proc.returncode == 0  # that process "crashed": exited without releasing
     assert project_io.acquire_lock(b) is True
     project_io.release_lock(b)

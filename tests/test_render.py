@@ -9,8 +9,8 @@ import pedalboard
 import pytest
 
 from studio.errors import RenderError
-from studio.model import AudioClip, Effect, MediaItem, Project, Take, TakeGroup, Track
-from studio.render import (
+from studio.model.project import AudioClip, Effect, MediaItem, Project, Take, TakeGroup, Track
+from studio.audio.render import (
     RenderCancelled, Renderer, is_audible, pan_gains, render_block, render_mix, render_stems, render_track_raw,
 )
 

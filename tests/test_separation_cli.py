@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("demucs")
 
 from engines.separation.identity import identity_model  # noqa: E402
-from studio.cli import main  # noqa: E402
+from studio.cli.main import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_cli_missing_model_and_bad_arguments_exit_1(song48, tmp_path, monkeypatc
 
 
 def test_cli_project_track(song48, tmp_path, identity_demucs, capsys):
-    from studio.importing import import_audio
-    from studio.session import Session
+    from studio.media.importing import import_audio
+    from studio.io.session import Session
 
     s = Session.create(tmp_path / "Song.seedproj", sample_rate=48000)
     import_audio(s, [song48], start=4800)

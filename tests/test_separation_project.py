@@ -10,10 +10,10 @@ pytest.importorskip("demucs")
 
 from engines.registry import get_engine_class  # noqa: E402
 from engines.separation.identity import identity_model  # noqa: E402
-from studio.importing import import_audio  # noqa: E402
-from studio.render import render_mix, render_track_raw  # noqa: E402
-from studio.separation_ops import SeparationError, separate_track  # noqa: E402
-from studio.session import Session  # noqa: E402
+from studio.media.importing import import_audio  # noqa: E402
+from studio.audio.render import render_mix, render_track_raw  # noqa: E402
+from studio.tasks.separate import SeparationError, separate_track  # noqa: E402
+from studio.io.session import Session  # noqa: E402
 
 WEIGHTS = [0.1, 0.2, 0.3, 0.4]
 OFFSET = 12_345  # the source clip does not start at 0
@@ -125,7 +125,7 @@ def test_dsp_engine_through_the_engine_host_process(tmp_path, excerpt):
     """The UI path: the job manager renders the region, the engine host process runs the
     DSP fallback, stems come back as files at the region's exact length."""
     from engines import base
-    from studio.jobs import SUCCEEDED, JobManager
+    from studio.jobs.manager import SUCCEEDED, JobManager
 
     session, source = _session(tmp_path, excerpt, 44100)
     start, end = OFFSET + 1000, OFFSET + 1000 + 44100 + 3

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from studio.edits import SetProjectProperty, SetTrackProperty
+from studio.model.edits import SetProjectProperty, SetTrackProperty
 from studio.errors import ProjectError
-from studio.importing import import_audio
-from studio.session import Session
+from studio.media.importing import import_audio
+from studio.io.session import Session
 
 
 def test_create_open_save_recover(tmp_path, shared):

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import studio.synth as synth
+import studio.audio.synth as synth
 from studio.errors import RenderError
-from studio.model import ControlChange, MidiClip, Note, PitchBend, Project, Track
-from studio.render import render_mix
-from studio.timebase import TempoMap
+from studio.model.project import ControlChange, MidiClip, Note, PitchBend, Project, Track
+from studio.audio.render import render_mix
+from studio.model.timebase import TempoMap
 
 SR = 44100
 
@@ -175,7 +175,7 @@ def test_segmented_render_joins_seamlessly_and_matches_a_whole_render(gm):
 
 
 def test_renderer_notices_replaced_notes(gm):
-    from studio.render import Renderer
+    from studio.audio.render import Renderer
 
     p = midi_project([Note(60, 100, 0, 960)])
     r = Renderer(p, None)
@@ -187,7 +187,7 @@ def test_renderer_notices_replaced_notes(gm):
 
 
 def test_parallel_midi_tracks_equal_serial_render(gm):
-    from studio.render import Renderer
+    from studio.audio.render import Renderer
 
     p = midi_project([Note(60 + i % 12, 100, i * 300, 400) for i in range(40)])
     for prog, drum in ((33, False), (0, True)):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.timebase import PPQ, TempoChange, TempoMap, TimeSignature
+from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 
 
 def test_constant_tempo_conversions():

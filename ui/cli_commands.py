@@ -1,6 +1,6 @@
 """``seed-studio`` subcommands of the desktop app, and the app launcher used by the CLI.
 
-This module imports no Qt at module level (``studio.cli`` imports it to build its
+This module imports no Qt at module level (``studio.cli.main`` imports it to build its
 parser); Qt is imported inside the handlers.
 
 * ``seed-studio screenshot PROJECT OUT.png [--size 1600x1000]``: render the main window

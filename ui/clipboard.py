@@ -3,14 +3,14 @@
 * A MIDI clip goes out as a Standard MIDI File: the bytes under the MIME type
   ``audio/midi`` (and ``audio/x-midi``), plus a file URL to a temp ``.mid``, so that it
   pastes or drops into a DAW (Ableton Live, Logic, Reaper) or a file manager. The SMF
-  comes from :func:`studio.midi_io.midi_clip_to_bytes`.
+  comes from :func:`studio.io.midi_io.midi_clip_to_bytes`.
 * An audio clip goes out as a file URL to a temp 24-bit ``.wav`` of what the clip plays
-  (media window, clip gain and linear fades), written by :func:`studio.audio_io.write_audio`.
+  (media window, clip gain and linear fades), written by :func:`studio.io.audio_io.write_audio`.
 * Inside the app, clips also travel as JSON (``application/x-seed-studio-clips``) so that
   copy and paste keep audio clips, positions and names.
 
 Paste reads, in order: our own JSON, then ``audio/midi`` bytes, then a ``.mid`` file URL
-(:func:`studio.midi_io.read_midi`); every paste is one undo step.
+(:func:`studio.io.midi_io.read_midi`); every paste is one undo step.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 from PyQt6.QtCore import QMimeData, QUrl
 
 from studio.errors import StudioError
-from studio.model import AudioClip, MidiClip, Track, clip_from_dict, new_id
+from studio.model.project import AudioClip, MidiClip, Track, clip_from_dict, new_id
 
 MIDI_MIME = "audio/midi"
 MIDI_MIME_ALT = "audio/x-midi"
@@ -46,7 +46,7 @@ def _safe_name(name: str, fallback: str) -> str:
 
 def midi_bytes(doc, track: Track, clip: MidiClip) -> bytes:
     """The clip as SMF bytes (clip start = tick 0, project tempo map shifted to it)."""
-    from studio.midi_io import midi_clip_to_bytes
+    from studio.io.midi_io import midi_clip_to_bytes
 
     return midi_clip_to_bytes(clip, doc.project.tempo_map, name=clip.name or track.name,
                               program=track.program, is_drum=track.is_drum)
@@ -66,7 +66,7 @@ def write_audio_temp(doc, clip: AudioClip) -> Path:
     Raises:
         StudioError: the clip's media is missing from the pool.
     """
-    from studio.audio_io import write_audio
+    from studio.io.audio_io import write_audio
 
     item = doc.project.media.get(clip.media_id)
     if item is None:
@@ -128,7 +128,7 @@ def midi_parts_from_mime(mime: QMimeData):
     Raises:
         MidiFileError: the MIDI data is malformed.
     """
-    from studio.midi_io import read_midi
+    from studio.io.midi_io import read_midi
 
     for fmt in (MIDI_MIME, MIDI_MIME_ALT):
         if mime.hasFormat(fmt):
@@ -153,7 +153,7 @@ def paste(doc, mime: QMimeData, at_sample: int, track_id: str | None = None) -> 
     Raises:
         StudioError: nothing pasteable on the clipboard, or bad MIDI data.
     """
-    from studio import edits
+    from studio.model import edits
 
     proj = doc.project
     tm, sr = proj.tempo_map, proj.sample_rate

@@ -1,8 +1,8 @@
 """Fill a track's control lanes (melody, dynamics, rhythm) from another track or a MIDI clip.
 
-Audio sources go through :mod:`studio.features` (Music ControlNet controls: chroma argmax
+Audio sources go through :mod:`engines.features` (Music ControlNet controls: chroma argmax
 for melody, A-weighted smoothed loudness in dB for dynamics, onset strength peaks for
-rhythm) on the source track's pre-fader render (:func:`studio.render.render_track_raw`).
+rhythm) on the source track's pre-fader render (:func:`studio.audio.render.render_track_raw`).
 MIDI clips give melody as the pitch class of the highest sounding note, dynamics from
 note velocities (``40 * log10(velocity / 127)`` dB, the usual MIDI volume curve) and
 rhythm as note onsets. Beats and downbeats of the project's tempo map are added to the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel
 
-from studio.model import ControlLane, MidiClip
+from studio.model.project import ControlLane, MidiClip
 
 POINT_HOP = 2048
 """Samples between control points (about 46 ms at 44.1 kHz)."""
@@ -36,7 +36,7 @@ def lanes_from_audio(project, audio: np.ndarray, sample_rate: int, start: int) -
     Returns:
         ``{"melody": ..., "dynamics": ..., "rhythm": ...}``.
     """
-    from studio.features import chroma, loudness_db, melody_argmax, onset_strength
+    from engines.features import chroma, loudness_db, melody_argmax, onset_strength
 
     hop = POINT_HOP
     mel = melody_argmax(chroma(audio, sample_rate, hop_length=hop), silence=1e-3)
@@ -92,7 +92,7 @@ def fill_lanes(doc, target_track_id: str, source: str, kinds=("melody", "dynamic
     Raises:
         StudioError / RenderError: the source can't be rendered; KeyError: unknown source.
     """
-    from studio import edits
+    from studio.model import edits
 
     lanes = compute_lanes(doc.project, doc.pool, source)
     with doc.group("Fill control lanes"):
@@ -108,7 +108,7 @@ def compute_lanes(proj, pool, source: str) -> dict[str, list]:
         StudioError / RenderError: the source can't be rendered; KeyError: unknown source.
     """
     from studio.errors import StudioError
-    from studio.render import render_track_raw
+    from studio.audio.render import render_track_raw
 
     what, _, sid = source.partition(":")
     if what == "clip":

@@ -2,7 +2,7 @@
 and UI tests), and a synthetic N-track project (for the UI speed benchmark).
 
 Everything enters the projects through the same commands as in the app
-(:mod:`studio.importing`, :mod:`studio.edits`), so the projects are ordinary bundles.
+(:mod:`studio.media.importing`, :mod:`studio.model.edits`), so the projects are ordinary bundles.
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.model import AudioClip, ControlLane, MidiClip, Note, Take, Track
+from studio.model.project import AudioClip, ControlLane, MidiClip, Note, Take, Track
 
 
 def _trim_midi_tracks(session, tracks, max_ticks: int) -> None:
-    from studio import edits
+    from studio.model import edits
 
     for t in tracks:
         for c in list(t.clips):
@@ -30,14 +30,14 @@ def build_demo_project(bundle: str | Path, shared: str | Path, *, sample_rate: i
     ``blupi001`` multitrack (drums, bass, other, mixture), the Warzone 2100 excerpt, three
     LMMS loops, a take group with two takes, and dynamics/rhythm control lanes. Saved.
 
-    Returns the open :class:`studio.session.Session`.
+    Returns the open :class:`studio.io.session.Session`.
 
     Raises:
         ProjectError, AudioFileError, MidiFileError: as the importers do.
     """
-    from studio import edits
-    from studio.importing import import_audio, import_midi
-    from studio.session import Session
+    from studio.model import edits
+    from studio.media.importing import import_audio, import_midi
+    from studio.io.session import Session
 
     shared = Path(shared)
     s = Session.create(bundle, sample_rate, bpm=120.0)
@@ -78,15 +78,15 @@ def build_demo_project(bundle: str | Path, shared: str | Path, *, sample_rate: i
                       prov_b)
         s.undo_stack.push(edits.AddTake(song[0].id, g0, g1, take_a, activate=True))
         s.undo_stack.push(edits.AddTake(song[0].id, g0, g1, take_b, activate=False))
-        # control lanes from the song through studio.features
+        # control lanes from the song through engines.features
         _fill_lanes(s, song[0])
     s.save()
     return s
 
 
 def _fill_lanes(session, track: Track) -> None:
-    """Melody, dynamics and rhythm lanes of ``track`` from its own audio (studio.features)."""
-    from studio import edits
+    """Melody, dynamics and rhythm lanes of ``track`` from its own audio (engines.features)."""
+    from studio.model import edits
     from ui.control_fill import compute_lanes
 
     source = f"track:{track.id}"
@@ -100,11 +100,11 @@ def build_synthetic_project(bundle: str | Path, *, tracks: int = 32, seconds: fl
     """A ``tracks``-track project of ``seconds`` each (3 of 4 audio tracks with decaying noise
     bursts on the beat, 1 of 4 MIDI tracks with 8th notes), for the UI speed benchmark. Saved.
 
-    Returns the open :class:`studio.session.Session`.
+    Returns the open :class:`studio.io.session.Session`.
     """
-    from studio import edits
-    from studio.model import TRACK_COLOURS
-    from studio.session import Session
+    from studio.model import edits
+    from studio.model.project import TRACK_COLOURS
+    from studio.io.session import Session
 
     rng = np.random.default_rng(seed)
     s = Session.create(bundle, sample_rate, bpm=120.0)

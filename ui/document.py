@@ -1,7 +1,7 @@
-"""The open document: a :class:`studio.session.Session` seen from Qt.
+"""The open document: a :class:`studio.io.session.Session` seen from Qt.
 
 One :class:`Document` per window (no singletons). Every edit is a command from
-:mod:`studio.edits` pushed through :meth:`Document.push`; the document turns the undo
+:mod:`studio.model.edits` pushed through :meth:`Document.push`; the document turns the undo
 stack's notifications into the Qt signal :attr:`Document.changed`.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ class Document(QObject):
     """A project open in the app.
 
     Attributes:
-        session: the :class:`~studio.session.Session` (bundle, project, pool, undo stack).
+        session: the :class:`~studio.io.session.Session` (bundle, project, pool, undo stack).
 
     Signals:
         changed(): the project changed (edit, undo, redo, load).
@@ -57,14 +57,14 @@ class Document(QObject):
     @classmethod
     def open(cls, path: str | Path, *, recover: bool = False, parent=None) -> "Document":
         """Open a ``.seedproj`` bundle. Raises :class:`~studio.errors.ProjectError`."""
-        from studio.session import Session
+        from studio.io.session import Session
 
         return cls(Session.open(path, recover=recover), parent)
 
     @classmethod
     def new(cls, path: str | Path, sample_rate: int = 44100, bpm: float = 120.0, parent=None) -> "Document":
         """Create an empty bundle at ``path`` and open it. Raises ProjectError."""
-        from studio.session import Session
+        from studio.io.session import Session
 
         return cls(Session.create(path, sample_rate, bpm=bpm), parent)
 

@@ -6,7 +6,7 @@ import json
 
 from PyQt6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from studio.model import AudioClip, MidiClip
+from studio.model.project import AudioClip, MidiClip
 
 
 def _fmt_time(samples: int, sr: int) -> str:

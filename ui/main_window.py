@@ -2,7 +2,7 @@
 inspector. Handlers are the ``on_<action>`` methods named in :mod:`ui.actions`.
 
 The window owns no project state of its own: it shows a :class:`ui.document.Document`
-and pushes :mod:`studio.edits` commands on its undo stack. Long work (engines) runs in
+and pushes :mod:`studio.model.edits` commands on its undo stack. Long work (engines) runs in
 the job system; the window only listens to queued signals from :mod:`ui.qt_bridge`.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from studio.errors import StudioError
-from studio.model import AudioClip, MidiClip, Track
+from studio.model.project import AudioClip, MidiClip, Track
 from ui import actions as act_table
 from ui import heap
 from ui.tempo_dialog import ClickLabel, TempoDialog
@@ -29,14 +29,14 @@ class MainWindow(QMainWindow):
 
     Args:
         doc: the :class:`~ui.document.Document` to show (None: an empty window).
-        settings: :class:`studio.settings.Settings` (loaded when None).
+        settings: :class:`studio.io.settings.Settings` (loaded when None).
         jobs: a :class:`ui.qt_bridge.JobsBridge` (created lazily when None).
         ask: when False, never show modal prompts (tests, screenshots); answers default.
     """
 
     def __init__(self, doc=None, settings=None, jobs=None, *, ask: bool = True, parent=None):
         super().__init__(parent)
-        from studio.settings import load_settings
+        from studio.io.settings import load_settings
 
         self.settings = settings if settings is not None else load_settings()
         self.ask = ask
@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _apply_tempo(self, dialog: TempoDialog) -> None:
-        from studio import edits
+        from studio.model import edits
 
         new = self._run(dialog.result_map)
         if new is not None and self.doc is not None and new != self.doc.project.tempo_map:
@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path, *, recover: bool | None = None) -> bool:
         """Open a bundle, offering crash recovery first (``recover`` given: don't ask).
         Returns True when opened."""
-        from studio import project_io
+        from studio.io import project_io
         from ui.document import Document
 
         if not self.maybe_save():
@@ -333,7 +333,7 @@ class MainWindow(QMainWindow):
         self.set_document(doc)
 
     def _remember_recent(self, path: Path) -> None:
-        from studio.settings import save_settings
+        from studio.io.settings import save_settings
 
         try:
             self.settings.add_recent(path)
@@ -407,7 +407,7 @@ class MainWindow(QMainWindow):
 
     def import_files(self, paths) -> list:
         """Import audio/MIDI files as new tracks (one undo step per kind)."""
-        from studio.importing import import_files
+        from studio.media.importing import import_files
 
         tracks = self._run(import_files, self.doc.session, [str(p) for p in paths])
         if tracks:
@@ -443,8 +443,8 @@ class MainWindow(QMainWindow):
         if not path:
             return
         try:
-            from studio.audio_io import write_audio
-            from studio.render import render_mix
+            from studio.io.audio_io import write_audio
+            from studio.audio.render import render_mix
         except ImportError:
             self.error("Rendering is not available in this build.")
             return
@@ -469,7 +469,7 @@ class MainWindow(QMainWindow):
     def offer_recovery_at_start(self) -> bool:
         """At start with no project: if the most recent project has unsaved work from a session
         that didn't close, offer to open it with that work. Returns True when opened."""
-        from studio import project_io
+        from studio.io import project_io
 
         recent = list(getattr(self.settings, "recent_projects", []) or [])
         if not recent or not self.ask:
@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Pasted {len(ids)} clip(s)", 2000)
 
     def on_delete(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         if self.canvas.selected_take and not self.canvas.selected_clips:
             self.on_take_delete()
@@ -545,7 +545,7 @@ class MainWindow(QMainWindow):
         self.canvas.selected_clips.clear()
 
     def on_split(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         proj = self.doc.project
         at = self.canvas.playhead
@@ -590,8 +590,8 @@ class MainWindow(QMainWindow):
 
     # -- Track ---------------------------------------------------------------------------------------
     def _add_track(self, kind: str) -> None:
-        from studio import edits
-        from studio.model import TRACK_COLOURS
+        from studio.model import edits
+        from studio.model.project import TRACK_COLOURS
 
         n = len(self.doc.project.tracks)
         t = Track(name=f"{'MIDI' if kind == 'midi' else 'Audio'} {n + 1}", kind=kind,
@@ -606,8 +606,8 @@ class MainWindow(QMainWindow):
         self._add_track("midi")
 
     def _add_control(self, kind: str) -> None:
-        from studio import edits
-        from studio.model import ControlLane
+        from studio.model import edits
+        from studio.model.project import ControlLane
 
         t = self.selected_track()
         if t is None:
@@ -726,14 +726,14 @@ class MainWindow(QMainWindow):
             return None
 
     def on_take_activate(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         got = self._selected_take()
         if got:
             self._run(self.doc.push, edits.SetActiveTake(got[1].id, got[2].id))
 
     def on_take_original(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         got = self._selected_take()
         if got:
@@ -741,7 +741,7 @@ class MainWindow(QMainWindow):
 
     def on_take_audition(self) -> None:
         """Make the selected take the one that plays (undoable) and play its range from the start."""
-        from studio import edits
+        from studio.model import edits
 
         got = self._selected_take()
         if not got:
@@ -755,7 +755,7 @@ class MainWindow(QMainWindow):
         pb.play(group.start, loop=self.actions_by_name["loop"].isChecked())
 
     def on_take_delete(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         got = self._selected_take()
         if got:
@@ -764,7 +764,7 @@ class MainWindow(QMainWindow):
             self.inspector.clear()
 
     def on_take_comp(self) -> None:
-        from studio import edits
+        from studio.model import edits
 
         got = self._selected_take()
         if got:

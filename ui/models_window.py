@@ -15,7 +15,7 @@ class ModelsWindow(QDialog):
     def __init__(self, parent=None, *, manager=None):
         super().__init__(parent)
         from engines.models import ModelManager
-        from studio.settings import load_settings
+        from studio.io.settings import load_settings
 
         self.manager = manager or ModelManager(setting=load_settings().models_dir)
         self.setWindowTitle("Models")

@@ -3,7 +3,7 @@
 Mouse: double-click on empty grid adds a note one grid step long; drag a note to move it
 (time and pitch); drag its right edge to resize; right-click or Delete removes the
 selected notes; drag in the velocity strip to set velocities. Every gesture commits one
-:class:`studio.edits.SetNotes` on release (one undo step). Quantize snaps note starts
+:class:`studio.model.edits.SetNotes` on release (one undo step). Quantize snaps note starts
 (and optionally ends) to the grid, as in every DAW's quantize with 100 % strength.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QComboBox, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from studio.model import Note
-from studio.timebase import PPQ
+from studio.model.project import Note
+from studio.model.timebase import PPQ
 
 KEY_W = 44
 ROW_H = 10
@@ -286,7 +286,7 @@ class PianoRollWindow(QDialog):
 
     def commit(self, label: str) -> None:
         """Push the working notes as one SetNotes step (sorted by start, then pitch)."""
-        from studio import edits
+        from studio.model import edits
 
         self.notes.sort(key=lambda n: (n.start, n.pitch))
         self.doc.push(edits.SetNotes(self.clip_id, list(self.notes), label=label))

@@ -1,6 +1,6 @@
 """Real-time playback: the same render code as export, streamed to the audio device.
 
-A worker thread keeps one :class:`studio.render.Renderer` and renders consecutive
+A worker thread keeps one :class:`studio.audio.render.Renderer` and renders consecutive
 blocks of the live project (so mute, solo, gain and pan changes are heard at the next
 block) and writes them to an output: pedalboard's ``AudioStream`` (JUCE) by default.
 The UI thread polls the position with a timer and moves the playhead; no Qt object is
@@ -154,7 +154,7 @@ class PlaybackController(QObject):
         return None
 
     def _run(self, sink) -> None:
-        from studio.render import Renderer
+        from studio.audio.render import Renderer
 
         project, pool = self.doc.project, self.doc.pool
         renderer = Renderer(project, pool, threads=2)

@@ -1,5 +1,5 @@
 """Preferences: audio output device, models folder, engine device (GPU), autosave interval,
-SoundFont. Saved through :func:`studio.settings.save_settings` (atomic)."""
+SoundFont. Saved through :func:`studio.io.settings.save_settings` (atomic)."""
 from __future__ import annotations
 
 import copy
@@ -95,7 +95,7 @@ class PreferencesDialog(QDialog):
 
     def apply(self):
         """Copy the widgets into ``settings`` and save them. Returns the settings path (or None)."""
-        from studio.settings import save_settings
+        from studio.io.settings import save_settings
 
         s = self.settings
         s.audio_device = self.audio.currentData()

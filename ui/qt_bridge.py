@@ -1,6 +1,6 @@
 """The only place where threads meet Qt.
 
-:class:`JobsBridge` owns a :class:`studio.jobs.JobManager`. The manager calls its
+:class:`JobsBridge` owns a :class:`studio.jobs.manager.JobManager`. The manager calls its
 listeners on worker threads; the bridge re-emits every event through a Qt signal, which
 Qt delivers to the UI thread as a queued call (the receiver lives there). Results are
 applied on the UI thread only, as one undoable step (``JobManager.apply_result``), so
@@ -27,7 +27,7 @@ class JobsBridge(QObject):
     """Qt face of the job manager.
 
     Args:
-        manager: a :class:`studio.jobs.JobManager` (a new one, with the user's device
+        manager: a :class:`studio.jobs.manager.JobManager` (a new one, with the user's device
             setting, when None).
 
     Signals (all delivered on the UI thread):
@@ -50,12 +50,12 @@ class JobsBridge(QObject):
         # import now what submitting and applying results need, not while a result is
         # being applied (compiling a module there stalls the window for tens of ms)
         import engines.registry  # noqa: F401
-        import studio.analysis_ops  # noqa: F401
-        import studio.separation_ops  # noqa: F401
+        import studio.tasks.analyze  # noqa: F401
+        import studio.tasks.separate  # noqa: F401
 
         if manager is None:
-            from studio.jobs import JobManager
-            from studio.settings import load_settings
+            from studio.jobs.manager import JobManager
+            from studio.io.settings import load_settings
 
             manager = JobManager(default_device=load_settings().device)
         self.manager = manager
@@ -100,8 +100,8 @@ class JobsBridge(QObject):
 
         from engines.base import spec_class
         from engines.registry import get_entry
-        from studio.jobs import JobError
-        from studio.model import Project
+        from studio.jobs.manager import JobError
+        from studio.model.project import Project
 
         entry = get_entry(engine_id)
         if task in ("generate", "inpaint") and target.start is not None and target.end is not None:
@@ -113,7 +113,7 @@ class JobsBridge(QObject):
         proj = doc.project
         if task == "separate" and target.start is not None and not context:
             try:  # let the model hear what surrounds the region (trimmed from its outputs)
-                from studio.separation_ops import DEFAULT_REGION_CONTEXT_SECONDS
+                from studio.tasks.separate import DEFAULT_REGION_CONTEXT_SECONDS
             except ImportError:
                 DEFAULT_REGION_CONTEXT_SECONDS = 1.0
             context = int(DEFAULT_REGION_CONTEXT_SECONDS * proj.sample_rate)
@@ -172,7 +172,7 @@ class JobsBridge(QObject):
             return False
 
     def job(self, job_id: str):
-        """The manager's :class:`studio.jobs.Job` snapshot for a UI job id, or None."""
+        """The manager's :class:`studio.jobs.manager.Job` snapshot for a UI job id, or None."""
         real = self._real.get(job_id)
         return self.manager.status(real) if real else None
 
@@ -232,13 +232,13 @@ class JobsBridge(QObject):
 
     @staticmethod
     def _colour_new_tracks(doc, before: set[str]) -> None:
-        """Stem colours (``studio.separation_ops.STEM_COLOURS``) for new tracks still in the
+        """Stem colours (``studio.tasks.separate.STEM_COLOURS``) for new tracks still in the
         default colour; other new tracks take the next project colours."""
-        from studio import edits
-        from studio.model import TRACK_COLOURS, Track
+        from studio.model import edits
+        from studio.model.project import TRACK_COLOURS, Track
 
         try:
-            from studio.separation_ops import STEM_COLOURS
+            from studio.tasks.separate import STEM_COLOURS
         except ImportError:
             STEM_COLOURS = {}
         default = Track(name="").colour
@@ -274,8 +274,8 @@ class JobsBridge(QObject):
 
     def _apply_analysis(self, doc, job, job_id: str) -> str:
         """Set the project grid from an analysis result (tempo and meter)."""
-        from studio import edits
-        from studio.timebase import TempoMap
+        from studio.model import edits
+        from studio.model.timebase import TempoMap
 
         data = dict(job.result.data if job.result else {})
         self.analysis[job_id] = data
@@ -289,10 +289,10 @@ class JobsBridge(QObject):
         grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
         tempo_map = TempoMap.constant(float(bpm), num, den)
         if grid.get("beats") and grid.get("downbeats"):
-            # bar lines on the detected downbeats (studio.analysis_ops, as the CLI does)
+            # bar lines on the detected downbeats (studio.tasks.analyze, as the CLI does)
             import numpy as np
 
-            from studio.analysis_ops import tempo_map_from_beats
+            from studio.tasks.analyze import tempo_map_from_beats
 
             start = job.target.start if job.target is not None else 0
             tempo_map = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid["downbeats"]),
@@ -313,7 +313,7 @@ class JobsBridge(QObject):
 class PeaksLoader(QObject):
     """Loads peak caches off the UI thread; ``loaded(media_id)`` arrives on the UI thread.
 
-    The first query of a :class:`studio.peaks.PeakCache` reads its levels from disk (or
+    The first query of a :class:`studio.media.peaks.PeakCache` reads its levels from disk (or
     builds them), which can take tens of milliseconds per file; the timeline asks this
     loader instead and draws a flat line until the peaks are in.
     """

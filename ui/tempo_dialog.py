@@ -1,7 +1,7 @@
 """The Tempo and Meter dialog, and the clickable tempo display of the toolbar.
 
 The dialog edits the song's tempo (BPM) and meter for the whole song or from a bar
-on; the result is computed by :func:`studio.cli_tempo.edited_tempo_map`, the same
+on; the result is computed by :func:`studio.cli.tempo.edited_tempo_map`, the same
 function ``seed-studio tempo`` uses, and pushed as one ``SetTempoMap`` undo step by
 the main window.
 """
@@ -27,7 +27,7 @@ class TempoDialog(QDialog):
     """Tempo (20-999 BPM), meter, and where the change applies.
 
     Args:
-        tempo_map: the project's current :class:`~studio.timebase.TempoMap`.
+        tempo_map: the project's current :class:`~studio.model.timebase.TempoMap`.
         bar: 0-based bar at the playhead (the default "from bar").
     """
 
@@ -90,7 +90,7 @@ class TempoDialog(QDialog):
 
     def result_map(self):
         """The edited tempo map. Raises StudioError for an invalid edit."""
-        from studio.cli_tempo import edited_tempo_map
+        from studio.cli.tempo import edited_tempo_map
 
         bar = None if self.whole.isChecked() else self.bar.value() - 1
         return edited_tempo_map(self.tempo_map, bpm=self.bpm.value(),

@@ -13,7 +13,7 @@ Drop the WAVs into Live at bar 1 (or at the range start) and they line up. With 
 *render tail* (``tail`` samples) the audio files run that much past ``end``: the clips
 stop at ``end`` and reverbs and delays ring out, instead of being cut.
 
-Stems and mix come from one pass of :mod:`studio.render`, so the stems sum to the mix:
+Stems and mix come from one pass of :mod:`studio.audio.render`, so the stems sum to the mix:
 each stem is the track's post-fader, post-effects, panned signal times the master gain,
 and ``Mix.wav`` is their float32 sum (before the file's quantisation). Tracks that are
 silent under mute/solo are not exported (they are listed under ``skipped`` in the
@@ -33,11 +33,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from studio.atomic import atomic_write_text
+from studio.io.atomic import atomic_write_text
 from studio.errors import RenderError
-from studio.midi_io import MidiPart, shift_tempo_map, write_midi
-from studio.model import AudioClip, MidiClip, Project, Track
-from studio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render
+from studio.io.midi_io import MidiPart, shift_tempo_map, write_midi
+from studio.model.project import AudioClip, MidiClip, Project, Track
+from studio.audio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render
 
 MANIFEST_NAME = "seed-studio-export.json"
 MIX_NAME = "Mix.wav"
@@ -167,7 +167,7 @@ class _Writer:
     """Streams blocks into one WAV through an atomic temp file."""
 
     def __init__(self, path: Path, sample_rate: int, subtype: str, frames: int):
-        from studio.audio_io import atomic_output, open_wav_writer
+        from studio.io.audio_io import atomic_output, open_wav_writer
 
         self.path = path
         self._ctx = atomic_output(path)
@@ -206,9 +206,9 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
         start, end: export range, timeline samples; ``end=None`` = end of the last clip.
         float32: write 32-bit float WAVs instead of 24-bit PCM.
         progress: ``progress(fraction)``, fraction 0..1.
-        cancel: checked between blocks (see :func:`studio.render.iter_render`).
+        cancel: checked between blocks (see :func:`studio.audio.render.iter_render`).
         soundfont: GM SoundFont for MIDI tracks.
-        tail: render tail, samples (see :func:`studio.render.iter_render`); the MIDI
+        tail: render tail, samples (see :func:`studio.audio.render.iter_render`); the MIDI
             files still end at ``end``.
 
     Returns:

@@ -20,7 +20,7 @@ def _settings_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def job_manager(tmp_path_factory):
-    from studio.jobs import JobManager
+    from studio.jobs.manager import JobManager
 
     m = JobManager(work_root=tmp_path_factory.mktemp("jobs"), default_device="cpu")
     yield m

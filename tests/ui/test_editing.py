@@ -12,7 +12,7 @@ import soundfile as sf
 from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QGuiApplication
 
-from studio.model import MidiClip, Note
+from studio.model.project import MidiClip, Note
 
 
 def _midi_track(window, shared):
@@ -150,8 +150,8 @@ def test_split_move_trim_fade_undo(window, shared, qtbot):
 
 
 def test_piano_roll_add_move_delete_quantize(window, qtbot):
-    from studio import edits
-    from studio.model import Track
+    from studio.model import edits
+    from studio.model.project import Track
     from ui.piano_roll import quantize_notes
 
     t = Track(name="Keys", kind="midi")
@@ -238,9 +238,9 @@ def test_playback_without_device_says_so(window):
 
 
 def test_playback_renders_same_as_export_and_loops(window, shared, qtbot):
-    from studio import edits
-    from studio.model import Region
-    from studio.render import render_mix
+    from studio.model import edits
+    from studio.model.project import Region
+    from studio.audio.render import render_mix
     from ui.playback import PlaybackController
 
     window.import_files([shared / "audio" / "lmms_break01.ogg"])
@@ -274,9 +274,9 @@ def test_playback_renders_same_as_export_and_loops(window, shared, qtbot):
 
 
 def test_screenshot_command(tmp_path, shared):
-    from studio.cli import main
-    from studio.session import Session
-    from studio.importing import import_files
+    from studio.cli.main import main
+    from studio.io.session import Session
+    from studio.media.importing import import_files
 
     s = Session.create(tmp_path / "Shot.seedproj", 44100)
     import_files(s, [shared / "audio" / "lmms_cello01.ogg", shared / "midi" / "blupi_music000.mid"])
@@ -340,7 +340,7 @@ def test_trim_and_fade_gestures(window, qtbot, shared):
 
 
 def test_drag_out_audio_clip_writes_what_it_plays(window, shared):
-    from studio import edits
+    from studio.model import edits
     from ui.clipboard import clips_mime
 
     (track,) = window.import_files([shared / "audio" / "lmms_violin_fingered01.ogg"])
@@ -390,9 +390,9 @@ def test_ruler_loop_and_wheel_zoom(window, qtbot, shared):
 def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
     from PyQt6.QtWidgets import QApplication
 
-    from studio.cli import main
-    from studio.importing import import_files
-    from studio.session import Session
+    from studio.cli.main import main
+    from studio.media.importing import import_files
+    from studio.io.session import Session
 
     s = Session.create(tmp_path / "Open.seedproj", 44100)
     import_files(s, [shared / "audio" / "lmms_kick01.ogg"])
@@ -415,8 +415,8 @@ def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
 
 
 def test_track_header_mute_solo_faders_are_undoable_edits(window, qtbot):
-    from studio import edits
-    from studio.model import Track
+    from studio.model import edits
+    from studio.model.project import Track
 
     t = Track(name="Bass", kind="audio")
     window.doc.push(edits.AddTrack(t))
@@ -461,8 +461,8 @@ def test_track_header_mute_solo_faders_are_undoable_edits(window, qtbot):
 
 
 def test_ruler_redraws_its_ticks_only_when_the_grid_changes(window):
-    from studio import edits
-    from studio.timebase import TempoMap
+    from studio.model import edits
+    from studio.model.timebase import TempoMap
 
     ruler, geom = window.timeline.ruler, window.timeline.geom
     sr = window.doc.project.sample_rate

@@ -53,8 +53,8 @@ def test_every_registered_engine_gets_a_form(window):
 
 
 def test_analyze_sets_grid_and_transcribe_adds_midi(window, qtbot, shared):
-    from studio import edits
-    from studio.timebase import TempoMap
+    from studio.model import edits
+    from studio.model.timebase import TempoMap
     from ui.job_target import JobTarget
 
     (track,) = window.import_files([shared / "audio" / "lmms_piano01.ogg"])
@@ -94,7 +94,7 @@ def test_models_window_lists_licences(qtbot, tmp_path):
 
 
 def test_unsaved_prompt_autosave_recovery_and_recent(window, qtbot, monkeypatch, tmp_path, shared):
-    from studio.settings import load_settings
+    from studio.io.settings import load_settings
     from ui.main_window import MainWindow
 
     window.import_files([shared / "audio" / "lmms_kick01.ogg"])
@@ -127,7 +127,7 @@ def test_unsaved_prompt_autosave_recovery_and_recent(window, qtbot, monkeypatch,
 
 
 def test_geometry_zoom_keeps_anchor_and_snaps():
-    from studio.timebase import TempoMap
+    from studio.model.timebase import TempoMap
 
     g = TimelineGeometry(48000, samples_per_px=480.0, origin=48000.0)
     anchor = g.sample_at(300)
@@ -194,7 +194,7 @@ def test_analyze_real_engine_sets_grid_from_track(window, qtbot, shared):
 
 
 def test_cli_commands_import_without_qt():
-    """studio.cli imports ui.cli_commands to build its parser: no Qt at module level."""
+    """studio.cli.main imports ui.cli_commands to build its parser: no Qt at module level."""
     import subprocess
     import sys
     from pathlib import Path
@@ -241,8 +241,8 @@ def test_opening_a_project_frees_the_previous_one_and_freezes_the_heap(window, t
     import gc
     import weakref
 
-    from studio import edits
-    from studio.model import Track
+    from studio.model import edits
+    from studio.model.project import Track
     from ui import heap
     from ui.document import Document
 
@@ -264,7 +264,7 @@ def test_opening_a_project_frees_the_previous_one_and_freezes_the_heap(window, t
 
 
 def test_tempo_dialog_sets_tempo_and_meter_as_one_undo_step(window, qtbot):
-    from studio.timebase import PPQ, TempoMap
+    from studio.model.timebase import PPQ, TempoMap
 
     proj = window.doc.project
     assert window.tempo_label.text().startswith("120.0 BPM")
@@ -291,8 +291,8 @@ def test_tempo_dialog_sets_tempo_and_meter_as_one_undo_step(window, qtbot):
 
 
 def test_edit_menu_names_the_next_undo_and_redo_steps(window):
-    from studio import edits
-    from studio.model import Track
+    from studio.model import edits
+    from studio.model.project import Track
 
     window.doc.push(edits.AddTrack(Track(name="Pads")))
     window.menus["Edit"].aboutToShow.emit()
@@ -306,7 +306,7 @@ def test_edit_menu_names_the_next_undo_and_redo_steps(window):
 
 
 def test_preferences_save_the_render_tail(window):
-    from studio.settings import load_settings
+    from studio.io.settings import load_settings
     from ui.preferences import PreferencesDialog
 
     dlg = PreferencesDialog(window.settings, window)

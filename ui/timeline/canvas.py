@@ -4,7 +4,7 @@ One custom-painted widget (no QGraphicsScene: a DAW lane view repaints often and
 flat painter loop over visible clips is cheaper). Waveforms and note previews are
 blitted from the tile caches of :mod:`ui.timeline.waveform` and
 :mod:`ui.timeline.midi_preview`. Mouse gestures never edit the model while they
-run; on release they push one command from :mod:`studio.edits` on the document's
+run; on release they push one command from :mod:`studio.model.edits` on the document's
 undo stack.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PyQt6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
 from PyQt6.QtWidgets import QMenu, QWidget
 
-from studio.model import AudioClip, ControlLane, MidiClip, Track
+from studio.model.project import AudioClip, ControlLane, MidiClip, Track
 from ui import theme
 from ui.timeline.geometry import TimelineGeometry, grid_step_ticks, snap_sample
 from ui.timeline.lanes import Row, layout_rows, row_at, total_height
@@ -672,7 +672,7 @@ class ArrangeCanvas(QWidget):
         self.update()
 
     def _finish_drag(self, d: _Drag) -> None:
-        from studio import edits
+        from studio.model import edits
 
         if d.mode == "select":
             if self.selection.end - self.selection.start <= 0:
@@ -729,7 +729,7 @@ class ArrangeCanvas(QWidget):
         if row is not None and row.kind == "take":
             tk = self._take_at(row, self.geom.sample_at(pos.x()))
             if tk is not None:
-                from studio import edits
+                from studio.model import edits
 
                 _, g, _ = self.doc.project.find_take(tk.id)
                 self.doc.push(edits.SetActiveTake(g.id, None if g.active_take_id == tk.id else tk.id))

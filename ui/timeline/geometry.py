@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.timebase import PPQ, TempoMap
+from studio.model.timebase import PPQ, TempoMap
 
 MIN_SAMPLES_PER_PX = 1.0
 MAX_SAMPLES_PER_PX = 1 << 17

@@ -2,7 +2,7 @@
 
 Headers sit in a column left of the lanes, one per row of :func:`ui.timeline.lanes.layout_rows`,
 and follow the canvas' vertical scroll. Every change is a
-``studio.edits.SetTrackProperty`` pushed on the undo stack (slider drags merge into
+``studio.model.edits.SetTrackProperty`` pushed on the undo stack (slider drags merge into
 one undo step through the stack's command merging).
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ class TrackHeader(QWidget):
         self.update()
 
     def _set(self, field: str, value) -> None:
-        from studio import edits
+        from studio.model import edits
 
         try:
             track = self.doc.project.track(self.track_id)
@@ -310,7 +310,7 @@ class TrackHeader(QWidget):
 
     def delete(self) -> None:
         """Remove the track (RemoveTrack)."""
-        from studio import edits
+        from studio.model import edits
 
         self.doc.push(edits.RemoveTrack(self.track_id))
 

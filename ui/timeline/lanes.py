@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.model import CONTROL_KINDS, Project, Track
+from studio.model.project import CONTROL_KINDS, Project, Track
 
 TRACK_H = 60
 TAKE_H = 34

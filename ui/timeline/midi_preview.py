@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtGui import QPixmap
 
-from studio.model import MidiClip
-from studio.timebase import TempoMap
+from studio.model.project import MidiClip
+from studio.model.timebase import TempoMap
 from ui.timeline.tiles import TILE_PX, TileCache, pixmap_from_rgba
 
 

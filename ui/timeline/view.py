@@ -130,8 +130,8 @@ class TimelineView(QWidget):
         self.playhead_moved.emit(int(sample))
 
     def _on_loop(self, a: int, b: int) -> None:
-        from studio import edits
-        from studio.model import Region
+        from studio.model import edits
+        from studio.model.project import Region
 
         self.doc.push(edits.SetLoop(Region("Loop", a, b) if b > a else None))
 

@@ -3,7 +3,7 @@
 Each tile shows ``TILE_PX`` columns of one media item at one zoom: the min/max
 envelope in a soft shade and the RMS band in a stronger one (as Audacity draws it).
 Columns come from ``PeakCache.query(start_frame, end_frame, width_px)`` of
-:mod:`studio.peaks`; the pixels are filled with numpy, so a tile costs well under a
+:mod:`studio.media.peaks`; the pixels are filled with numpy, so a tile costs well under a
 millisecond once the peaks exist. The display path never raises: when the peaks are
 not ready or the read fails, nothing is cached and a flat line is drawn instead.
 """

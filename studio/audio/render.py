@@ -13,8 +13,8 @@ Signal flow of one track (Tracktion Engine's Edit -> track -> clip graph, flatte
   (equal-gain): fade-in gain ``i / fade_in``, fade-out gain ``(length - i) / fade_out``, so
   a fade-out over a fade-in of the same length sums to exactly 1. A clip placed at sample
   N starts at sample N: nothing in the path adds latency (plug-ins with latency are not
-  allowed, see :mod:`studio.effects`).
-* **MIDI clips** are rendered through the General MIDI synth (:mod:`studio.synth`,
+  allowed, see :mod:`studio.audio.effects`).
+* **MIDI clips** are rendered through the General MIDI synth (:mod:`studio.audio.synth`,
   FluidSynth), on channel 10 when ``track.is_drum``, with ``track.program``, in
   30-second segments cached per renderer (a note that starts in an earlier segment is
   re-rendered from its onset, so its sound continues across the segment edge).
@@ -49,9 +49,9 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from studio.effects import build_chain, chain_signature
+from studio.audio.effects import build_chain, chain_signature
 from studio.errors import RenderError
-from studio.model import AudioClip, MediaItem, MidiClip, Project, Track
+from studio.model.project import AudioClip, MediaItem, MidiClip, Project, Track
 
 BLOCK_FRAMES = 1 << 17
 """Frames per block of an offline render (about 3 s at 44.1 kHz)."""
@@ -66,7 +66,7 @@ Progress = Callable[[float], Any]
 
 
 class MediaReader(Protocol):
-    """What the renderer needs from the media pool (:class:`studio.media.MediaPool`)."""
+    """What the renderer needs from the media pool (:class:`studio.media.pool.MediaPool`)."""
 
     def read(self, item: MediaItem, start: int = 0, frames: int | None = None) -> np.ndarray:
         """``(channels, frames)`` float32 of ``item`` from ``start``, zero-padded past its end."""
@@ -162,7 +162,7 @@ class Renderer:
     Args:
         project: the project (read, never changed).
         pool: the media pool (``pool.read(item, start, frames)``).
-        soundfont: GM SoundFont for MIDI tracks; :func:`studio.synth.find_soundfont` when None.
+        soundfont: GM SoundFont for MIDI tracks; :func:`studio.audio.synth.find_soundfont` when None.
         threads: worker threads for tracks (default: CPU count, at most 8); pedalboard
             and numpy release the GIL, so tracks render in parallel.
     """
@@ -226,7 +226,7 @@ class Renderer:
                track.program, track.is_drum, repr(tm.to_dict()), self.project.sample_rate, self.soundfont)
         entry = self._midi.get(track.id)
         if entry is None or entry["sig"] != sig:
-            from studio.synth import midi_events
+            from studio.audio.synth import midi_events
 
             notes, controls = midi_events(windows, tm, self.project.sample_rate)
             notes.sort(key=lambda n: n.on)
@@ -241,7 +241,7 @@ class Renderer:
         if k in segs:
             segs.move_to_end(k)
             return segs[k]
-        from studio.synth import MAX_TAIL_S, get_synth
+        from studio.audio.synth import MAX_TAIL_S, get_synth
 
         sr = self.project.sample_rate
         seg_len = int(MIDI_SEGMENT_S * sr)
@@ -268,7 +268,7 @@ class Renderer:
         end = start + buf.shape[1]
         if sr > 96000:  # FluidSynth's limit: render whole at half rate and resample (rare)
             if entry["whole"] is None:
-                from studio.synth import render_midi_windows
+                from studio.audio.synth import render_midi_windows
 
                 entry["whole"] = render_midi_windows(windows, self.project.tempo_map, sr, program=track.program,
                                                      is_drum=track.is_drum, soundfont=self.soundfont)

@@ -16,7 +16,7 @@ rendering); use a Reverb/Chorus in the track's effect chain instead.
 SoundFont lookup (:func:`find_soundfont`), first hit wins:
 
 1. the environment variable ``SEED_STUDIO_SOUNDFONT``;
-2. the ``soundfont`` key of the settings (:func:`studio.settings.load_settings`);
+2. the ``soundfont`` key of the settings (:func:`studio.io.settings.load_settings`);
 3. ``<platformdirs.user_data_dir("seed-studio")>/soundfonts/*.sf2`` (or ``*.sf3``);
 4. the usual system locations (:data:`SYSTEM_SOUNDFONT_PATHS`: Debian/Ubuntu
    ``fluid-soundfont-gm``, Fedora, Arch ``soundfont-fluid``, Homebrew).
@@ -75,7 +75,7 @@ def user_soundfont_dir() -> Path:
 
 def _settings_soundfont() -> str | None:
     try:
-        from studio.settings import load_settings
+        from studio.io.settings import load_settings
     except ImportError:  # settings module not available
         return None
     try:
@@ -353,8 +353,8 @@ def midi_events(windows: Iterable[tuple[Any, int, int]], tempo_map: Any, sample_
 
     Args:
         windows: ``(MidiClip, window_start, window_end)`` as given by
-            :meth:`studio.model.Project.sounding_clips` (samples).
-        tempo_map: :class:`studio.timebase.TempoMap` (ticks -> samples).
+            :meth:`studio.model.project.Project.sounding_clips` (samples).
+        tempo_map: :class:`studio.model.timebase.TempoMap` (ticks -> samples).
         sample_rate: Hz.
 
     A note plays when its onset lies in the window; it ends at its own end, the clip end
@@ -404,7 +404,7 @@ def render_midi_windows(windows: Iterable[tuple[Any, int, int]], tempo_map: Any,
         windows: ``(MidiClip, window_start, window_end)`` from ``Project.sounding_clips``.
         tempo_map: the project's tempo map.
         sample_rate: project rate, Hz. Above 96 kHz the synth runs at half the rate
-            and the result is resampled with soxr (:func:`studio.audio_io.resample`).
+            and the result is resampled with soxr (:func:`studio.io.audio_io.resample`).
         program: GM program; is_drum: channel 10 / percussion bank.
         soundfont: path; :func:`find_soundfont` when None.
 
@@ -421,7 +421,7 @@ def render_midi_windows(windows: Iterable[tuple[Any, int, int]], tempo_map: Any,
         return np.zeros((2, 0), dtype=np.float32)
     audio = get_synth(synth_rate, soundfont).render(notes, controls, program=program, is_drum=is_drum)
     if synth_rate != sample_rate:
-        from studio.audio_io import resample
+        from studio.io.audio_io import resample
 
         audio = resample(audio, synth_rate, sample_rate)
     return audio

@@ -30,13 +30,13 @@ def _is_project(path: str) -> bool:
 
 
 def _progress(desc: str):
-    from studio.cli import progress_bar
+    from studio.cli.main import progress_bar
 
     return progress_bar(desc)
 
 
 def _read(path: str):
-    from studio.audio_io import read_audio
+    from studio.io.audio_io import read_audio
 
     return read_audio(path)
 
@@ -55,15 +55,15 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_analyze(args) -> int:
     """Handler of ``seed-studio analyze``."""
-    from studio import analysis_ops as ops
-    from studio.atomic import atomic_write_text
+    from studio.tasks import analyze as ops
+    from studio.io.atomic import atomic_write_text
 
     update, close = _progress("analyze")
     fit = None
     try:
         if _is_project(args.song):
-            from studio.cli import resolve_tracks
-            from studio.session import Session
+            from studio.cli.main import resolve_tracks
+            from studio.io.session import Session
 
             if not args.track:
                 raise StudioError("analysing a project needs --track NAME")
@@ -79,7 +79,7 @@ def cmd_analyze(args) -> int:
                     fit = ops.tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid["downbeats"]),
                                                    float(data["bpm"]), s.project.sample_rate, numerator=int(num),
                                                    denominator=int(den), start=start, mode=args.set_grid)
-                    from studio import edits
+                    from studio.model import edits
 
                     s.undo_stack.push(edits.SetTempoMap(fit.tempo_map))
                     s.save()
@@ -123,10 +123,10 @@ def _transcribe_params(args) -> dict[str, Any]:
 
 def _write_notes(path: str, notes: list[dict[str, Any]], sample_rate: int, bpm: float, name: str) -> None:
     """Write engine notes (samples) as a MIDI file at a constant ``bpm``, through the same
-    notes-to-clip path the project uses (:func:`studio.analysis_ops.midi_clip_from_notes`)."""
-    from studio.analysis_ops import midi_clip_from_notes
-    from studio.midi_io import MidiPart, write_midi
-    from studio.timebase import TempoMap
+    notes-to-clip path the project uses (:func:`studio.tasks.analyze.midi_clip_from_notes`)."""
+    from studio.tasks.analyze import midi_clip_from_notes
+    from studio.io.midi_io import MidiPart, write_midi
+    from studio.model.timebase import TempoMap
 
     tempo_map = TempoMap.constant(bpm)
     length = max((int(n["start"]) + int(n["length"]) for n in notes), default=sample_rate)
@@ -139,14 +139,14 @@ def _write_notes(path: str, notes: list[dict[str, Any]], sample_rate: int, bpm: 
 
 def cmd_transcribe(args) -> int:
     """Handler of ``seed-studio transcribe``."""
-    from studio import analysis_ops as ops
+    from studio.tasks import analyze as ops
 
     params = _transcribe_params(args)
     update, close = _progress("transcribe")
     try:
         if _is_project(args.song):
-            from studio.cli import resolve_tracks
-            from studio.session import Session
+            from studio.cli.main import resolve_tracks
+            from studio.io.session import Session
 
             if not args.track:
                 raise StudioError("transcribing a project needs --track NAME")
@@ -159,7 +159,7 @@ def cmd_transcribe(args) -> int:
                 n = len(clip.notes)
                 print(f"added MIDI track '{track.name}' with {n} notes")
                 if args.out:
-                    from studio.midi_io import write_midi as write_project_midi
+                    from studio.io.midi_io import write_midi as write_project_midi
 
                     write_project_midi(args.out, [track], s.project.tempo_map)
                     print(f"wrote {args.out}")

@@ -27,10 +27,10 @@ from studio.errors import StudioError
 
 # Subcommand modules of other areas: each defines register(subparsers).
 PLUGIN_MODULES = (
-    "studio.cli_models",
-    "studio.cli_separate",
-    "studio.cli_analyze",
-    "studio.cli_tempo",
+    "studio.cli.models",
+    "studio.cli.separate",
+    "studio.cli.analyze",
+    "studio.cli.tempo",
     "ui.cli_commands",
 )
 
@@ -82,7 +82,7 @@ def resolve_tracks(project, spec: str | None) -> list[str] | None:
 # ---------------------------------------------------------------- handlers
 
 def cmd_new(args) -> int:
-    from studio.session import Session
+    from studio.io.session import Session
 
     num, _, den = args.meter.partition("/")
     s = Session.create(args.project, sample_rate=args.sample_rate, name=args.name, bpm=args.bpm,
@@ -93,8 +93,8 @@ def cmd_new(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from studio.importing import import_files
-    from studio.session import Session
+    from studio.media.importing import import_files
+    from studio.io.session import Session
 
     s = Session.open(args.project)
     try:
@@ -143,8 +143,8 @@ def project_summary(session) -> dict:
 
 
 def cmd_info(args) -> int:
-    from studio import project_io
-    from studio.session import Session
+    from studio.io import project_io
+    from studio.io.session import Session
 
     s = Session.open(args.project)
     try:
@@ -174,7 +174,7 @@ def cmd_info(args) -> int:
 @contextlib.contextmanager
 def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[float], None]]]:
     """Open ``project`` and a progress bar for one long job; close both afterwards."""
-    from studio.session import Session
+    from studio.io.session import Session
 
     s = Session.open(project)
     try:
@@ -188,8 +188,8 @@ def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[
 
 
 def cmd_render(args) -> int:
-    from studio.audio_io import write_audio
-    from studio.render import render_mix
+    from studio.io.audio_io import write_audio
+    from studio.audio.render import render_mix
 
     with _session_with_bar(args.project, "render") as (s, update):
         sr = s.project.sample_rate

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import platformdirs
 
-from studio.atomic import atomic_write_text
+from studio.io.atomic import atomic_write_text
 
 APP_NAME = "seed-studio"
 
@@ -39,7 +39,7 @@ class Settings:
         default_sample_rate: Hz, for new projects.
         render_tail_s: seconds the app's exports (mix, stems for Ableton) run past the
             end so that reverbs and delays ring out; the clips still stop at the end
-            (see :func:`studio.render.iter_render`). 0 = cut exactly at the end.
+            (see :func:`studio.audio.render.iter_render`). 0 = cut exactly at the end.
     """
 
     soundfont: str | None = None

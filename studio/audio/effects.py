@@ -1,6 +1,6 @@
 """Track effect chains: pedalboard plug-ins built from an allow-list, never from arbitrary names.
 
-A track stores its chain as :class:`studio.model.Effect` items (a plug-in class name and
+A track stores its chain as :class:`studio.model.project.Effect` items (a plug-in class name and
 its parameters). :func:`build_chain` turns them into a :class:`pedalboard.Pedalboard`
 (Spotify's pedalboard library, JUCE DSP underneath). Only the classes named in
 :data:`ALLOWED_EFFECTS` can ever be instantiated, and every parameter is checked by
@@ -164,7 +164,7 @@ def build_chain(effects: Iterable[Any], sample_rate: int | None = None) -> pedal
     """A :class:`pedalboard.Pedalboard` from a track's effects, in order, skipping disabled ones.
 
     Args:
-        effects: :class:`studio.model.Effect` items (``name``, ``params``, ``enabled``).
+        effects: :class:`studio.model.project.Effect` items (``name``, ``params``, ``enabled``).
         sample_rate: Hz, for the Nyquist check of frequency parameters.
 
     Raises:

@@ -9,7 +9,7 @@ them to Qt (``ui/qt_bridge.py``), the CLI can print them.
 For project work, :meth:`JobManager.submit_for_project` renders the job's input from
 the project (a track, or a region of it with context margins) into a WAV file in the
 job's temp folder. Its output audio is imported into the media pool by the engine host
-itself (:mod:`studio.job_outputs` as the host's outputs hook), so the studio process
+itself (:mod:`studio.jobs.outputs` as the host's outputs hook), so the studio process
 spends no time hashing and writing stems while the window runs (pool files are
 immutable and not yet referenced by the project). Nothing touches the project until
 the caller's thread calls :meth:`JobManager.apply_result`, which pushes ONE undoable step: ``AddMedia`` plus
@@ -267,7 +267,7 @@ class JobManager:
             spec: the job (``engine_id`` required).
             label: display name; default "<task> (<engine>)".
             target: where the result goes in the project (set by :meth:`submit_for_project`).
-            pool: a :class:`~studio.media.MediaPool`: outputs are imported into it when
+            pool: a :class:`~studio.media.pool.MediaPool`: outputs are imported into it when
                 the job succeeds (on the worker thread).
             work_dir: the job's temp folder (default: a new one under ``work_root``).
 
@@ -311,8 +311,8 @@ class JobManager:
         runs there too, so keep regions reasonable or render beforehand.
 
         Args:
-            project: the live :class:`~studio.model.Project` (read only).
-            pool: its :class:`~studio.media.MediaPool`.
+            project: the live :class:`~studio.model.project.Project` (read only).
+            pool: its :class:`~studio.media.pool.MediaPool`.
             spec: the job; its ``audio``, ``sample_rate``, ``region`` and ``context``
                 are filled in here.
             track_id: the source track.
@@ -456,7 +456,7 @@ class JobManager:
         pool = job.pool
         if pool is None or not hasattr(pool, "root"):
             return None
-        return OutputsHook("studio.job_outputs:import_outputs", {
+        return OutputsHook("studio.jobs.outputs:import_outputs", {
             "pool_root": str(pool.root), "pool_sample_rate": int(pool.sample_rate),
             "peaks_dir": str(pool.peaks_dir), "label": job.label})
 
@@ -464,8 +464,8 @@ class JobManager:
         """``{output name: MediaItem}``: the items the host stored, checked to be in the
         pool, plus any output still to import (imported here, on the calling thread)."""
         from studio.errors import AudioFileError
-        from studio.job_outputs import import_into
-        from studio.model import MediaItem
+        from studio.jobs.outputs import import_into
+        from studio.model.project import MediaItem
 
         media = {}
         for name, record in result.stored.items():
@@ -484,7 +484,7 @@ class JobManager:
         Must be called on the thread that owns the undo stack (UI thread or the CLI's
         main thread). The command added depends on the task and target:
 
-        * separate -> :func:`studio.separation_ops.add_stem_items`: one track per stem
+        * separate -> :func:`studio.tasks.separate.add_stem_items`: one track per stem
           right after the source (``parent_id`` = source), each stem an active take aligned
           with the region and carrying the provenance, and the source muted;
         * transcribe -> a new MIDI track with one clip of ``data["notes"]``;
@@ -494,7 +494,7 @@ class JobManager:
 
         Args:
             job_id: a succeeded job.
-            undo_stack: the project's :class:`~studio.commands.UndoStack`.
+            undo_stack: the project's :class:`~studio.model.commands.UndoStack`.
             pool: the media pool, if the job was submitted without one.
             name: take/track name; default the job label.
 
@@ -507,8 +507,8 @@ class JobManager:
             CommandError: the project changed so that the result no longer fits
                 (e.g. the source track was removed); the project is left unchanged.
         """
-        from studio import edits
-        from studio.model import AudioClip, Take, Track
+        from studio.model import edits
+        from studio.model.project import AudioClip, Take, Track
 
         with self._lock:
             job = self._get(job_id)
@@ -537,7 +537,7 @@ class JobManager:
             for item in job.media.values():
                 undo_stack.push(edits.AddMedia(item))
             if task == base.SEPARATE and target is not None and target.track_id is not None:
-                from studio.separation_ops import add_stem_items
+                from studio.tasks.separate import add_stem_items
 
                 add_stem_items(undo_stack, target.track_id, start, job.media, prov, label=f"Add stems: {label}")
             elif task == base.SEPARATE:
@@ -546,7 +546,7 @@ class JobManager:
                           for stem, item in job.media.items()]
                 undo_stack.push(edits.AddTracks(tracks, label=f"Add stems: {label}"))
             elif task == base.TRANSCRIBE:
-                from studio.analysis_ops import midi_clip_from_notes
+                from studio.tasks.analyze import midi_clip_from_notes
 
                 notes_s = result.data.get("notes") or []
                 end = target.end if target else start + max(
@@ -592,13 +592,13 @@ def render_track(project: Any, pool: Any, track_id: str, start: int, end: int) -
 
     Pre-fader means clip gain and fades, and active takes replacing the track's own
     clips inside their range; no track gain, pan, mute or effects (a muted source
-    still separates). Uses ``studio.render.render_track_raw`` (the app's render path).
+    still separates). Uses ``studio.audio.render.render_track_raw`` (the app's render path).
 
     Raises:
         JobError: unknown track, empty range.
-        RenderError: missing media (from ``studio.render``).
+        RenderError: missing media (from ``studio.audio.render``).
     """
-    from studio.render import render_track_raw
+    from studio.audio.render import render_track_raw
 
     if end <= start:
         raise JobError(f"the range {start}..{end} is empty")

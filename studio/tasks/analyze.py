@@ -1,7 +1,7 @@
 """Project-level analysis operations: the bridge from audio to the grid and to MIDI.
 
 * :func:`tempo_map_from_beats` - a beat grid (tempo, beats, downbeats, meter) found in
-  audio that starts at a timeline sample -> a :class:`~studio.timebase.TempoMap` whose
+  audio that starts at a timeline sample -> a :class:`~studio.model.timebase.TempoMap` whose
   bar lines fall on the downbeats (constant tempo, or one tempo per bar).
 * :func:`analyze_track` / :func:`set_grid_from_track` - run the ``music-analysis``
   engine on a track's audio and set the project's tempo map (one undo step).
@@ -10,9 +10,9 @@
   ``fcpe-melody``) and add the notes as a MIDI clip on a new MIDI track, aligned with
   the source (one undo step).
 
-Engines run in-process here (the CLI path; the app goes through ``studio.jobs`` and
+Engines run in-process here (the CLI path; the app goes through ``studio.jobs.manager`` and
 the engine host, whose results use the same data layout). Results enter the project
-only through ``studio.edits`` commands pushed on the session's undo stack.
+only through ``studio.model.edits`` commands pushed on the session's undo stack.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from studio.errors import StudioError
-from studio.model import MidiClip, Note, PitchBend, Track
-from studio.timebase import PPQ, TempoChange, TempoMap, TimeSignature
+from studio.model.project import MidiClip, Note, PitchBend, Track
+from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 
 __all__ = ["AnalysisError", "GridFit", "tempo_map_from_beats", "track_span", "analyze_audio", "analyze_track",
            "set_grid_from_track", "midi_clip_from_notes", "add_transcription_track", "transcribe_audio",
@@ -158,7 +158,7 @@ def _dedupe(tempos: list[TempoChange]) -> list[TempoChange]:
 
 def track_span(project: Any, track_id: str) -> tuple[int, int]:
     """``(start, end)`` timeline samples covered by an audio track's clips and takes
-    (:meth:`studio.model.Project.audio_track_span`).
+    (:meth:`studio.model.project.Project.audio_track_span`).
 
     Raises:
         AnalysisError: unknown track, not an audio track, or no clips.
@@ -172,7 +172,7 @@ def track_span(project: Any, track_id: str) -> tuple[int, int]:
 
 
 def _track_audio(project: Any, pool: Any, track_id: str) -> tuple[np.ndarray, int]:
-    from studio.render import render_track_raw
+    from studio.audio.render import render_track_raw
 
     start, end = track_span(project, track_id)
     return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32), start
@@ -223,7 +223,7 @@ def set_grid_from_track(session: Any, track_id: str, *, mode: str = "constant", 
     """Analyse a track and set the project's tempo map and bar grid from it (one undo step).
 
     Args:
-        session: a :class:`~studio.session.Session` (project, pool, undo_stack).
+        session: a :class:`~studio.io.session.Session` (project, pool, undo_stack).
         track_id: an audio track.
         mode: ``"constant"`` or ``"varying"`` (see :func:`tempo_map_from_beats`).
         params: ``music-analysis`` engine parameters.
@@ -234,7 +234,7 @@ def set_grid_from_track(session: Any, track_id: str, *, mode: str = "constant", 
     Raises:
         AnalysisError: no audio, no beats found, engine failure.
     """
-    from studio import edits
+    from studio.model import edits
 
     data, start = analyze_track(session, track_id, params=params, features=["beats"], progress=progress,
                                 engine=engine)
@@ -290,7 +290,7 @@ def add_transcription_track(session: Any, notes: list[dict[str, Any]], start: in
                             provenance: dict[str, Any] | None = None) -> Track:
     """Add a new MIDI track holding one clip of ``notes`` aligned with timeline sample ``start``
     (one undo step: ``AddTrack``). Returns the track."""
-    from studio import edits
+    from studio.model import edits
 
     p = session.project
     clip = midi_clip_from_notes(notes, p.tempo_map, p.sample_rate, start, length, name=name)

@@ -4,7 +4,7 @@ Layout::
 
     NAME.seedproj/
         project.json          the model (schema-versioned JSON, no code, no pickle)
-        media/                immutable content-addressed audio (studio.media)
+        media/                immutable content-addressed audio (studio.media.pool)
         cache/peaks/          peak summaries (rebuildable)
         autosave/             autosave-*.json, newest 5 kept
         .session.lock         pid of the process that has the project open
@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from studio.atomic import atomic_write_text, clean_temp_files
+from studio.io.atomic import atomic_write_text, clean_temp_files
 from studio.errors import ProjectError
-from studio.model import Project
-from studio.timebase import TempoMap
+from studio.model.project import Project
+from studio.model.timebase import TempoMap
 
 SCHEMA_VERSION = 1
 BUNDLE_SUFFIX = ".seedproj"

@@ -13,7 +13,7 @@ Pipeline of :meth:`MediaPool.import_file`, streamed in blocks so memory stays
 bounded: decode (soundfile / pedalboard.io, in a helper thread a few blocks ahead)
 -> validate (NaN/Inf, truncation) -> optional downmix -> resample (libsoxr VHQ) -> write a temp file in the media folder
 -> fsync -> sha256 -> rename to its content address. The peak cache
-(:mod:`studio.peaks`) is built from the same stream. A bad file raises
+(:mod:`studio.media.peaks`) is built from the same stream. A bad file raises
 :class:`~studio.errors.AudioFileError` naming it, and leaves the media folder
 exactly as it was (the temp file is removed).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.audio_io import (
+from studio.io.audio_io import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     AudioReader,
@@ -44,10 +44,10 @@ from studio.audio_io import (
     open_wav_writer,
     resampled_length,
 )
-from studio.atomic import fsync_dir
+from studio.io.atomic import fsync_dir
 from studio.errors import AudioFileError
-from studio.model import MediaItem
-from studio.peaks import PeakBuilder, PeakCache
+from studio.model.project import MediaItem
+from studio.media.peaks import PeakBuilder, PeakCache
 
 __all__ = ["MediaPool", "MEDIA_DIR", "PEAKS_DIR", "Progress"]
 
@@ -149,7 +149,7 @@ class MediaPool:
         Args:
             path: WAV, AIFF, FLAC, OGG Vorbis, Opus or MP3 at 8-192 kHz.
             downmix: accept more than 2 channels by mixing down to stereo
-                (ITU-R BS.775 coefficients, see :func:`studio.audio_io.downmix_matrix`);
+                (ITU-R BS.775 coefficients, see :func:`studio.io.audio_io.downmix_matrix`);
                 without it such files are refused.
             peaks: also build and save the peak cache (from the same stream).
             progress: called with the fraction done.
@@ -411,10 +411,10 @@ class MediaPool:
         return self.peaks_dir / f"{Path(item.path).stem}.npz"
 
     def peaks(self, item: MediaItem) -> PeakCache:
-        """The :class:`~studio.peaks.PeakCache` of ``item``, loaded lazily from
+        """The :class:`~studio.media.peaks.PeakCache` of ``item``, loaded lazily from
         ``cache/peaks/<id>.npz`` and rebuilt (and saved) if missing or damaged.
 
-        Its :meth:`~studio.peaks.PeakCache.query` never raises: if the media itself
+        Its :meth:`~studio.media.peaks.PeakCache.query` never raises: if the media itself
         can't be read it returns zeros.
         """
         with self._lock:

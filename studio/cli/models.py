@@ -22,7 +22,7 @@ def _manager(args: argparse.Namespace) -> ModelManager:
         return ModelManager(args.models_dir)
     setting = None
     try:
-        from studio.settings import load_settings
+        from studio.io.settings import load_settings
 
         setting = load_settings().models_dir
     except ImportError:  # pragma: no cover - settings module is part of the core

@@ -3,15 +3,15 @@
 Plain dataclasses with stable uuid ids (never list positions), in the shape of
 Tracktion Engine's Edit -> Track -> Clip tree. The model holds no audio: audio
 clips point into the media pool by media id. Every change to a live project
-goes through a command in :mod:`studio.edits` on an :class:`~studio.commands.UndoStack`.
+goes through a command in :mod:`studio.model.edits` on an :class:`~studio.model.commands.UndoStack`.
 
 Units: audio positions and lengths are integer **samples** at
 ``Project.sample_rate``; MIDI clip positions, note positions and lengths are
-integer **ticks** at PPQ 960 (see :mod:`studio.timebase`); gains are **dB**;
+integer **ticks** at PPQ 960 (see :mod:`studio.model.timebase`); gains are **dB**;
 pan is -1 (left) .. +1 (right).
 
 Every class has ``to_dict()`` (JSON-ready) and ``from_dict()`` (which raises
-``KeyError``/``ValueError``/``TypeError`` on malformed data; :mod:`studio.project_io`
+``KeyError``/``ValueError``/``TypeError`` on malformed data; :mod:`studio.io.project_io`
 turns those into a :class:`~studio.errors.ProjectError` naming the file).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Union
 
-from studio.timebase import PPQ, TempoMap
+from studio.model.timebase import PPQ, TempoMap
 
 
 def new_id() -> str:
@@ -108,7 +108,7 @@ class AudioClip(_Serial):
         length: samples that play (> 0).
         gain_db: clip gain, dB.
         fade_in: fade-in length, samples; a linear (equal-gain) ramp, so that a fade-out
-            overlapping a fade-in of correlated audio sums to unity (see :mod:`studio.render`).
+            overlapping a fade-in of correlated audio sums to unity (see :mod:`studio.audio.render`).
         fade_out: fade-out length, samples.
     """
 
@@ -253,7 +253,7 @@ def clip_from_dict(d: dict) -> Clip:
 class Effect(_Serial):
     """One plug-in of a track's effect chain: a pedalboard plug-in class by name, and its parameters.
 
-    Only names in :data:`studio.effects.ALLOWED_EFFECTS` are ever instantiated, so a
+    Only names in :data:`studio.audio.effects.ALLOWED_EFFECTS` are ever instantiated, so a
     project file can't run code.
     """
 
@@ -363,7 +363,7 @@ class Track(_Serial):
         kind: ``"audio"`` or ``"midi"``.
         colour: ``"#rrggbb"``.
         gain_db: fader gain, dB.
-        pan: -1 (left) .. +1 (right); see :mod:`studio.render` for the pan law.
+        pan: -1 (left) .. +1 (right); see :mod:`studio.audio.render` for the pan law.
         effects: pedalboard plug-in chain, in order.
         clips: the track's own clips (audio clips on an audio track, MIDI clips on a MIDI track).
         take_groups: take lanes; see :class:`TakeGroup`.

@@ -1,7 +1,7 @@
 """The concrete edit commands. Every change to a live project is one of these.
 
 Each command validates before it mutates, captures what it needs to undo, and can
-be redone after an undo. Positions follow :mod:`studio.model`: samples for audio,
+be redone after an undo. Positions follow :mod:`studio.model.project`: samples for audio,
 ticks for MIDI. The CLI, the UI and job results all use the same commands.
 """
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from studio.commands import Command
+from studio.model.commands import Command
 from studio.errors import CommandError
-from studio.model import (
+from studio.model.project import (
     CONTROL_KINDS, AudioClip, Clip, ControlLane, Effect, MediaItem, MidiClip, Note,
     Project, Region, Take, TakeGroup, Track, new_id, _HEX_COLOUR,
 )
-from studio.timebase import TempoMap
+from studio.model.timebase import TempoMap
 
 # ---------------------------------------------------------------- tracks
 

@@ -8,7 +8,7 @@ one step). The stack knows the saved point, so the UI and the CLI can tell
 whether the project is dirty.
 
 The stack is not thread-safe: use it from one thread (the UI thread or the CLI's
-main thread). Engine results reach it only through :func:`studio.jobs` helpers
+main thread). Engine results reach it only through :func:`studio.jobs.manager` helpers
 that hand a command back to that thread.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 from typing import Callable, Iterator
 
 from studio.errors import CommandError
-from studio.model import Project
+from studio.model.project import Project
 
 
 class Command:

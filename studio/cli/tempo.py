@@ -9,7 +9,7 @@
 
 Without ``--bar`` the song gets one tempo and one meter (earlier changes are
 replaced); with it, the change is inserted at that bar (see
-:meth:`studio.timebase.TempoMap.with_change`). The project is saved; the edit is one
+:meth:`studio.model.timebase.TempoMap.with_change`). The project is saved; the edit is one
 ``SetTempoMap`` undo step, the same command the app's Tempo dialog pushes. Audio clips
 keep their time positions; MIDI clips keep their bar positions.
 """
@@ -43,7 +43,7 @@ def edited_tempo_map(tempo_map: Any, *, bpm: float | None = None, meter: tuple[i
     """The tempo map after a tempo/meter edit (what the CLI and the app's dialog do).
 
     Args:
-        tempo_map: the current :class:`~studio.timebase.TempoMap`.
+        tempo_map: the current :class:`~studio.model.timebase.TempoMap`.
         bpm: new tempo, BPM (None keeps it).
         meter: new ``(numerator, denominator)`` (None keeps it).
         bar: 0-based bar of the change; None = the whole song (one tempo, one meter).
@@ -51,7 +51,7 @@ def edited_tempo_map(tempo_map: Any, *, bpm: float | None = None, meter: tuple[i
     Raises:
         StudioError: tempo outside 0-1000 BPM, negative bar, invalid meter.
     """
-    from studio.timebase import TempoMap
+    from studio.model.timebase import TempoMap
 
     try:
         if bar is None:
@@ -81,8 +81,8 @@ def describe(tempo_map: Any) -> list[str]:
 
 def cmd_tempo(args) -> int:
     """Handler of ``seed-studio tempo``."""
-    from studio import edits
-    from studio.session import Session
+    from studio.model import edits
+    from studio.io.session import Session
 
     meter = parse_meter(args.meter) if args.meter else None
     if args.bar is not None and args.bar < 1:

@@ -58,7 +58,7 @@ def _is_bundle(path: Path) -> bool:
 
 
 def _write_stems(outputs: dict[str, Any], sample_rate: int, out_dir: Path, fmt: str, bit_depth: str) -> list[Path]:
-    from studio.audio_io import write_audio
+    from studio.io.audio_io import write_audio
 
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[bit_depth]
     if fmt == "flac" and subtype == "FLOAT":
@@ -73,7 +73,7 @@ def _write_stems(outputs: dict[str, Any], sample_rate: int, out_dir: Path, fmt: 
 
 
 def _progress():
-    from studio.cli import progress_bar
+    from studio.cli.main import progress_bar
 
     update, close = progress_bar("separate")
     return (lambda f, stage="": update(f)), close
@@ -101,11 +101,11 @@ def cmd_separate(args: argparse.Namespace) -> int:
         raise StudioError(f"'{source}' is not a project: --track, --region, --start and --end need a .seedproj")
     if not args.out:
         raise StudioError("give --out DIR: the folder where the stem files go")
-    from studio.audio_io import read_audio
+    from studio.io.audio_io import read_audio
 
     audio, sr = read_audio(source)
     if audio.shape[0] > 2:
-        from studio.audio_io import downmix_to_stereo
+        from studio.io.audio_io import downmix_to_stereo
 
         audio = downmix_to_stereo(audio, sr)
     spec = base.SeparateSpec(engine_id=engine_id, model_id=model_id, audio=audio, sample_rate=sr,
@@ -124,10 +124,10 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def _separate_project(args, bundle, engine, engine_id, model_id, stems, params) -> int:
-    from studio.cli import resolve_tracks
-    from studio.render import render_track_raw
-    from studio.separation_ops import separate_track
-    from studio.session import Session
+    from studio.cli.main import resolve_tracks
+    from studio.audio.render import render_track_raw
+    from studio.tasks.separate import separate_track
+    from studio.io.session import Session
 
     if not args.track:
         raise StudioError("give --track NAME|NUMBER|ID: the project track to separate")

@@ -1,7 +1,7 @@
 """Storing a job's output audio in a project's media pool.
 
 :func:`import_outputs` is the one routine that turns engine outputs (arrays or audio
-files) into :class:`~studio.model.MediaItem` records. The job manager names it as the
+files) into :class:`~studio.model.project.MediaItem` records. The job manager names it as the
 engine host's *outputs hook* (:class:`engines.host.OutputsHook`), so that the hashing,
 writing and peak building of minutes of stems run in the host process, not in the
 studio process where they would compete with the window for the interpreter lock. The
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from studio.media import MediaPool
+from studio.media.pool import MediaPool
 
 Progress = Callable[..., None]
 

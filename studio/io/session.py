@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio import project_io
-from studio.commands import UndoStack
+from studio.io import project_io
+from studio.model.commands import UndoStack
 from studio.errors import ProjectError
-from studio.model import Project
+from studio.model.project import Project
 
 
 class Session:
@@ -19,13 +19,13 @@ class Session:
     Attributes:
         bundle: the bundle folder.
         project: the live model; change it only through ``undo_stack.push(command)``.
-        pool: the bundle's :class:`~studio.media.MediaPool`.
+        pool: the bundle's :class:`~studio.media.pool.MediaPool`.
         undo_stack: the edit history.
         crashed: True when the previous session on this bundle ended without closing.
     """
 
     def __init__(self, bundle: Path, project: Project, *, crashed: bool = False):
-        from studio.media import MediaPool
+        from studio.media.pool import MediaPool
 
         self.bundle = Path(bundle)
         self.project = project
@@ -43,7 +43,7 @@ class Session:
             ProjectError: the folder exists and already holds a project, or can't be written.
             ValueError: sample rate outside 8000..192000 Hz.
         """
-        from studio.timebase import TempoMap
+        from studio.model.timebase import TempoMap
 
         if not 8000 <= int(sample_rate) <= 192000:
             raise ValueError(f"sample rate {sample_rate} Hz outside 8000..192000")
@@ -64,7 +64,7 @@ class Session:
         newer than the last save instead (the project is then dirty).
 
         Raises:
-            ProjectError: see :func:`studio.project_io.load_project`.
+            ProjectError: see :func:`studio.io.project_io.load_project`.
         """
         bundle = Path(path)
         if not bundle.exists() and bundle.suffix != project_io.BUNDLE_SUFFIX:
@@ -96,7 +96,7 @@ class Session:
         return project_io.autosave(self.project, self.bundle)
 
     def recovery_candidate(self) -> Path | None:
-        """See :func:`studio.project_io.recovery_candidate`."""
+        """See :func:`studio.io.project_io.recovery_candidate`."""
         return project_io.recovery_candidate(self.bundle)
 
     def close(self) -> None:

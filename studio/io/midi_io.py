@@ -9,7 +9,7 @@ aftertouch, SysEx and other meta events are not kept (the model has no place for
 
 Writing makes a type-1 SMF at PPQ 960: the first track holds the tempo map and time
 signatures, then one track per part (track name, program change, notes, CC and pitch
-bends). Writes are atomic (:mod:`studio.atomic`).
+bends). Writes are atomic (:mod:`studio.io.atomic`).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import mido
 
-from studio.atomic import atomic_write_bytes
+from studio.io.atomic import atomic_write_bytes
 from studio.errors import MidiFileError
-from studio.model import ControlChange, MidiClip, Note, PitchBend, Track
-from studio.timebase import PPQ, TempoChange, TempoMap, TimeSignature
+from studio.model.project import ControlChange, MidiClip, Note, PitchBend, Track
+from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 
 DRUM_CHANNEL = 9
 """GM percussion channel (10 counted from 1)."""

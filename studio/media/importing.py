@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from studio.edits import AddClip, AddMedia, AddTrack, SetTempoMap
+from studio.model.edits import AddClip, AddMedia, AddTrack, SetTempoMap
 from studio.errors import StudioError
-from studio.model import TRACK_COLOURS, AudioClip, Track
-from studio.session import Session
+from studio.model.project import TRACK_COLOURS, AudioClip, Track
+from studio.io.session import Session
 
 AUDIO_SUFFIXES = {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
@@ -59,7 +59,7 @@ def import_midi(session: Session, path: str | Path, *, adopt_tempo: bool | None 
         MidiFileError: the file is malformed or holds no notes; the project is unchanged.
     """
     from studio.errors import MidiFileError
-    from studio.midi_io import read_midi
+    from studio.io.midi_io import read_midi
 
     parts, tempo_map = read_midi(path)
     parts = [p for p in parts if p[1].notes]

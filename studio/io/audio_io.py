@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from studio.atomic import atomic_output
+from studio.io.atomic import atomic_output
 from studio.errors import AudioFileError
 
 __all__ = [

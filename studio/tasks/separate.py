@@ -1,7 +1,7 @@
 """Separating a project track (or a region of it) into stem tracks, undoably.
 
 * :func:`separate_track` renders the source track's audio (pre-fader, the job input
-  path of :mod:`studio.render`), runs a separation engine in this process, and adds the
+  path of :mod:`studio.audio.render`), runs a separation engine in this process, and adds the
   result with :func:`add_stem_tracks`.
 * :func:`add_stem_tracks` is the project glue on its own (also usable for a result that
   came back from the engine host): ONE undo group that adds the stems to the media
@@ -20,9 +20,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from studio import edits
+from studio.model import edits
 from studio.errors import StudioError
-from studio.model import TRACK_COLOURS, AudioClip, MediaItem, Take, Track
+from studio.model.project import TRACK_COLOURS, AudioClip, MediaItem, Take, Track
 
 STEM_COLOURS = {
     "vocals": "#e5533d", "drums": "#f0a030", "bass": "#4a6fe3", "other": "#3fb68b",
@@ -67,8 +67,8 @@ def add_stem_tracks(
     """Add separated stems as tracks grouped under the source, in one undo step.
 
     Args:
-        undo_stack: the project's :class:`~studio.commands.UndoStack`.
-        pool: the bundle's :class:`~studio.media.MediaPool` (stems are imported into it).
+        undo_stack: the project's :class:`~studio.model.commands.UndoStack`.
+        pool: the bundle's :class:`~studio.media.pool.MediaPool` (stems are imported into it).
         source_track_id: the separated track; it becomes the stems' parent and is muted.
         start: timeline sample where the separated range begins.
         stems: stem name -> ``(channels, frames)`` float32, all the same frame count.
@@ -112,7 +112,7 @@ def add_stem_items(
     each stem the active take over its range with the engine's provenance, source muted.
 
     Args:
-        items: stem name -> :class:`~studio.model.MediaItem` (all the same length).
+        items: stem name -> :class:`~studio.model.project.MediaItem` (all the same length).
         start: timeline sample where the stems begin.
         provenance: stored in each take and track (with ``stem``, ``source_track``, ``range``).
 
@@ -155,7 +155,7 @@ def add_stem_items(
 
 def track_extent(project: Any, track_id: str) -> tuple[int, int]:
     """``(start, end)`` samples covered by a track's clips and takes
-    (:meth:`studio.model.Project.audio_track_span`).
+    (:meth:`studio.model.project.Project.audio_track_span`).
 
     Raises:
         SeparationError: unknown track, MIDI track, or no audio on it.
@@ -190,7 +190,7 @@ def separate_track(
 
     Args:
         session: anything with ``project``, ``pool`` and ``undo_stack`` (a
-            :class:`~studio.session.Session`).
+            :class:`~studio.io.session.Session`).
         track_id: the source audio track.
         engine_id: registry id of a separation engine ("htdemucs", "dsp-separation").
         model_id: model record id (default: the engine's first model).
@@ -216,7 +216,7 @@ def separate_track(
     from engines import base
     from engines.devices import choose_device, choose_dtype
     from engines.registry import get_engine_class, get_entry
-    from studio.render import render_track_raw
+    from studio.audio.render import render_track_raw
 
     project, pool = session.project, session.pool
     t0, t1 = track_extent(project, track_id)
