@@ -14,7 +14,6 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from engines.files import replace_durably, sha256_file
 from engines.base import ChecksumMismatch, EngineNotFound, ModelDownloadError, ModelNotInstalled
 
 ENV_MODELS_DIR = "SEED_STUDIO_MODELS_DIR"
@@ -116,20 +116,6 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} GB"  # pragma: no cover
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_replace(src: Path, dst: Path) -> None:
-    with open(src, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(src, dst)
 
 
 class ModelManager:
@@ -232,7 +218,7 @@ class ModelManager:
                 problems.append(f"{f.filename}: missing")
             elif p.stat().st_size != f.size:
                 problems.append(f"{f.filename}: size {p.stat().st_size} bytes, expected {f.size}")
-            elif _sha256(p) != f.sha256.lower():
+            elif sha256_file(p) != f.sha256.lower():
                 problems.append(f"{f.filename}: sha256 mismatch")
         return problems
 
@@ -268,7 +254,7 @@ class ModelManager:
                     f"model file '{f.filename}' of {rec.id!r} not found in '{src_root}'",
                     "the folder must hold every file the model lists (see `seed-studio models list`)",
                 )
-            digest = _sha256(src)
+            digest = sha256_file(src)
             if digest != f.sha256.lower():
                 raise ChecksumMismatch(
                     f"model file '{src}': sha256 {digest[:12]}... does not match the expected {f.sha256[:12]}...",
@@ -278,7 +264,7 @@ class ModelManager:
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.name + ".import")
             shutil.copyfile(src, tmp)
-            _fsync_replace(tmp, dst)
+            replace_durably(tmp, dst)
         return d
 
     # ------------------------------------------------------------------ download
@@ -315,7 +301,7 @@ class ModelManager:
         done = 0
         for f in rec.files:
             dst = d / f.filename
-            if dst.is_file() and dst.stat().st_size == f.size and _sha256(dst) == f.sha256.lower():
+            if dst.is_file() and dst.stat().st_size == f.size and sha256_file(dst) == f.sha256.lower():
                 done += f.size
                 if progress:
                     progress(done, total, f.filename)
@@ -333,7 +319,7 @@ class ModelManager:
                 self._download_url(f, dst, file_progress, retries=retries, timeout=timeout)
             else:
                 raise ModelDownloadError(f"model file '{f.filename}' of {rec.id!r} has no source", "")
-            digest = _sha256(dst)
+            digest = sha256_file(dst)
             if digest != f.sha256.lower():
                 dst.unlink(missing_ok=True)
                 raise ChecksumMismatch(
@@ -362,7 +348,7 @@ class ModelManager:
                         f"{exc.have} of {f.size} bytes",
                         "run the download again: it resumes where it stopped",
                     ) from None
-        _fsync_replace(part, dst)
+        replace_durably(part, dst)
 
     def _fetch_range(self, f: ModelFile, part: Path, file_progress: Callable[[int], None], timeout: float) -> None:
         have = part.stat().st_size if part.exists() else 0

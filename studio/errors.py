@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engines.base.errors import UserError
 
-class StudioError(Exception):
+
+class StudioError(UserError):
     """Base class of every error raised on purpose by :mod:`studio`."""
 
 

@@ -123,7 +123,7 @@ def test_symlink_escape_is_refused(tmp_path):
 CRASH_SCRIPT = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {repo!r})
-    from studio.io import atomic
+    from engines import files as atomic
     from studio.io import project_io
     from tests.test_project_io import rich_project
     atomic.CHUNK_BYTES = 32 * 1024

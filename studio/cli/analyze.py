@@ -56,7 +56,7 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
 def cmd_analyze(args) -> int:
     """Handler of ``seed-studio analyze``."""
     from studio.tasks import analyze as ops
-    from studio.io.atomic import atomic_write_text
+    from engines.files import atomic_write_text
 
     update, close = _progress("analyze")
     fit = None

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from studio.io.atomic import atomic_write_text
+from engines.files import atomic_write_text
 from studio.errors import RenderError
 from studio.io.midi_io import MidiPart, shift_tempo_map, write_midi
 from studio.model.project import AudioClip, MidiClip, Project, Track

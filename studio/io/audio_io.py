@@ -19,7 +19,6 @@ NaN/Inf samples.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from studio.io.atomic import atomic_output
+from engines.files import atomic_output
 from studio.errors import AudioFileError
 
 __all__ = [
@@ -575,15 +574,9 @@ def file_sha256(path: str | Path, progress: Callable[[int], None] | None = None)
     Raises:
         AudioFileError: the file can't be read.
     """
-    h = hashlib.sha256()
-    done = 0
+    from engines.files import sha256_file
+
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done)
+        return sha256_file(path, progress=progress)
     except OSError as exc:
         raise AudioFileError(path, f"can't be read ({exc.strerror})") from exc
-    return h.hexdigest()

@@ -9,7 +9,7 @@ aftertouch, SysEx and other meta events are not kept (the model has no place for
 
 Writing makes a type-1 SMF at PPQ 960: the first track holds the tempo map and time
 signatures, then one track per part (track name, program change, notes, CC and pitch
-bends). Writes are atomic (:mod:`studio.io.atomic`).
+bends). Writes are atomic (:mod:`engines.files`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import mido
 
-from studio.io.atomic import atomic_write_bytes
+from engines.files import atomic_write_bytes
 from studio.errors import MidiFileError
 from studio.model.project import ControlChange, MidiClip, Note, PitchBend, Track
 from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from studio.io.atomic import atomic_write_text, clean_temp_files
+from engines.files import atomic_write_text, clean_temp_files
 from studio.errors import ProjectError
 from studio.model.project import Project
 from studio.model.timebase import TempoMap

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import platformdirs
 
-from studio.io.atomic import atomic_write_text
+from engines.files import atomic_write_text
 
 APP_NAME = "seed-studio"
 

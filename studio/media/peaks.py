@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.io.atomic import atomic_output
+from engines.files import atomic_output
 
 __all__ = ["BASE_BLOCK", "LEVEL_FACTOR", "FORMAT_VERSION", "PeakBuilder", "PeakCache", "PeakLevel", "Source"]
 

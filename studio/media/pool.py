@@ -44,7 +44,7 @@ from studio.io.audio_io import (
     open_wav_writer,
     resampled_length,
 )
-from studio.io.atomic import fsync_dir
+from engines.files import replace_durably, sha256_file
 from studio.errors import AudioFileError
 from studio.model.project import MediaItem
 from studio.media.peaks import PeakBuilder, PeakCache
@@ -274,17 +274,14 @@ class MediaPool:
                 emit(resampler.finish())
             if written == 0:
                 raise AudioFileError(original_name, "holds no audio (0 frames)")
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-                media_id = hashlib.file_digest(f, "sha256").hexdigest()
+            media_id = sha256_file(tmp)
             final = self.root / f"{media_id}.wav"
             with self._lock:
                 if final.exists():
                     tmp.unlink()
                 else:
                     os.chmod(tmp, _READ_ONLY)
-                    os.replace(tmp, final)
-                    fsync_dir(self.root)
+                    replace_durably(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

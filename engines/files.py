@@ -1,4 +1,6 @@
-"""Atomic file writes: temp file in the same folder, fsync, rename, fsync of the folder.
+"""File helpers shared by the core and the engines: atomic writes and sha256.
+
+Atomic writes: temp file in the same folder, fsync, rename, fsync of the folder.
 
 A reader (or a process restarted after a crash) sees either the old file or the new
 one, never a mix: ``os.replace`` is atomic on POSIX and on Windows within one volume.
@@ -8,6 +10,7 @@ cleaned by :func:`clean_temp_files`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -139,3 +142,41 @@ def clean_temp_files(folder: str | Path) -> int:
             p.unlink()
             n += 1
     return n
+
+
+def sha256_file(path: str | Path, chunk: int = CHUNK_BYTES,
+                progress: Callable[[int], None] | None = None) -> str:
+    """Hex sha256 of a file's bytes, read in ``chunk``-byte blocks.
+
+    Args:
+        progress: called with the bytes hashed so far after each block.
+
+    Raises:
+        OSError: the file can't be read.
+    """
+    h = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+            done += len(block)
+            if progress is not None:
+                progress(done)
+    return h.hexdigest()
+
+
+def replace_durably(src: str | Path, dst: str | Path) -> None:
+    """fsync ``src``, rename it over ``dst`` and fsync the folder: the last step of an
+    atomic write whose temp file was written elsewhere in the same folder.
+
+    Raises:
+        OSError: from the file system (``dst`` is then untouched).
+    """
+    _fsync_file(Path(src))
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """Hex sha256 of a bytes-like object (e.g. ``array.tobytes()``)."""
+    return hashlib.sha256(data).hexdigest()
