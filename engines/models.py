@@ -3,8 +3,8 @@
 A :class:`ModelRecord` names a model, the engine that uses it, its licence and its
 files (each with sha256 and size) and where they come from: a Hugging Face repo at a
 pinned revision (downloaded with ``huggingface_hub.hf_hub_download``), or plain URLs
-(downloaded with ``urllib`` using HTTP Range requests to resume). Records are listed in
-``engines/registry.py`` (``MODELS``).
+(downloaded with ``urllib`` using HTTP Range requests to resume). Records are declared
+in each engine package's ``manifest.py`` and collected by :mod:`engines.registry`.
 
 Files live in ``<models dir>/<model id>/<filename>``. The models dir is, in order:
 the environment variable ``SEED_STUDIO_MODELS_DIR``, then the user's setting (passed as
@@ -19,81 +19,17 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from engines.files import replace_durably, sha256_file
+from engines.records import ModelFile, ModelRecord
 from engines.base import ChecksumMismatch, EngineNotFound, ModelDownloadError, ModelNotInstalled
 
 ENV_MODELS_DIR = "SEED_STUDIO_MODELS_DIR"
 
 DownloadProgress = Callable[[int, int, str], None]
 """``progress(done_bytes, total_bytes, filename)`` over the whole model."""
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """One file of a model.
-
-    Attributes:
-        filename: path inside the model folder (and inside the Hub repo), e.g. "model.safetensors".
-        sha256: hex sha256 of the file's bytes.
-        size: bytes.
-        url: download URL for URL sources; None for Hub sources.
-    """
-
-    filename: str
-    sha256: str
-    size: int
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """A downloadable model.
-
-    Attributes:
-        id: unique model id (``JobSpec.model_id``), also the folder name.
-        engine: registry id of the engine that uses it.
-        title: display name.
-        licence: SPDX id or short licence name of the weights (shown before download).
-        files: the files, with checksums; empty for built-in engines that need none.
-        hf_repo: Hugging Face repo id when the source is the Hub, else None.
-        revision: pinned Hub revision (commit sha or tag); required with ``hf_repo``.
-        homepage: where the model is described.
-        notes: free text (e.g. "offline DSP fallback").
-    """
-
-    id: str
-    engine: str
-    title: str = ""
-    licence: str = "unknown"
-    files: tuple[ModelFile, ...] = ()
-    hf_repo: str | None = None
-    revision: str | None = None
-    homepage: str = ""
-    notes: str = ""
-
-    @property
-    def size(self) -> int:
-        """Total bytes of all files."""
-        return sum(f.size for f in self.files)
-
-    @property
-    def builtin(self) -> bool:
-        """True when the model needs no files."""
-        return not self.files
-
-    @property
-    def source(self) -> str:
-        """Human-readable source: ``hf:repo@revision``, the URL host, or ``built-in``."""
-        if self.builtin:
-            return "built-in"
-        if self.hf_repo:
-            return f"hf:{self.hf_repo}@{self.revision or 'main'}"
-        urls = {f.url for f in self.files if f.url}
-        return ", ".join(sorted(urls)) if len(urls) == 1 else f"{len(urls)} URLs"
 
 
 def default_models_dir(setting: str | os.PathLike | None = None) -> Path:
@@ -124,7 +60,8 @@ class ModelManager:
     Args:
         root: the models folder; None = :func:`default_models_dir` (``setting`` applies).
         setting: the user's models-folder setting, used when ``root`` is None.
-        records: model records to know; None = ``engines.registry.MODELS``.
+        records: model records to know; None = every record of the registry
+            (:func:`engines.registry.list_models`).
 
     Errors raised: :class:`~engines.base.ModelDownloadError` (offline, HTTP error,
     interrupted transfer), :class:`~engines.base.ChecksumMismatch` (bad file, removed),
@@ -149,9 +86,9 @@ class ModelManager:
         """All known model records."""
         if self._records is not None:
             return list(self._records)
-        from engines.registry import MODELS
+        from engines.registry import list_models
 
-        return list(MODELS)
+        return list_models()
 
     def record(self, model: str | ModelRecord) -> ModelRecord:
         """Resolve a model id (or pass a record through).

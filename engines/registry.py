@@ -1,103 +1,138 @@
 """Which engines and models exist, what each can do, and their parameter schemas.
 
+The registry collects the manifests of the engine packages: torch-free modules that
+declare ``ENGINES`` (a list of :class:`~engines.records.EngineEntry`) and ``MODELS``
+(a list of :class:`~engines.records.ModelRecord`). Manifests are found through the
+``seed_studio.engines`` entry-point group of the installed distributions (as napari's
+npe2 finds its plugins), so a package outside this one can add engines::
+
+    [project.entry-points."seed_studio.engines"]
+    separation = "engines.separation.manifest"
+
+Where no distribution declares the group (a source checkout that was never
+installed) the manifests of ``engines/*/manifest.py`` are read instead. Developer
+manifests (the test engine, :mod:`engines.testing.manifest`) are added only when the
+environment variable ``SEED_STUDIO_DEV_ENGINES`` names them (comma-separated module
+names) or when the tests call :func:`register`; a musician never sees them.
+
 Listing is free: nothing here imports torch or a model library. An engine's module is
 imported only by :func:`get_engine_class` (in the engine host, or in tests).
-
-To add an engine, append ONE :class:`EngineEntry` to :data:`ENGINES`; to add a model,
-append ONE :class:`~engines.models.ModelRecord` to :data:`MODELS`. Example::
-
-    ENGINES.append(EngineEntry(
-        id="htdemucs", target="engines.separation.demucs_engine:DemucsEngine",
-        tasks=("separate",), title="HT-Demucs", models=("htdemucs", "htdemucs_ft"),
-        param_schema={"type": "object", "properties": {"shifts": {"type": "integer", "default": 1}}},
-    ))
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any
+import os
+import pkgutil
+import threading
+from pathlib import Path
+from types import ModuleType
 
-from engines.base import TASKS, EngineNotFound
-from engines.models import ModelFile, ModelRecord  # noqa: F401 - re-exported for appenders
+from engines.base.errors import EngineNotFound
+from engines.base.tasks import TASKS
+from engines.records import EngineEntry, ModelFile, ModelRecord
+
+__all__ = ["EngineEntry", "ModelFile", "ModelRecord", "ENTRY_POINT_GROUP", "ENV_DEV_ENGINES", "list_engines",
+           "engines_for", "get_entry", "get_engine_class", "list_models", "get_model", "models_for_task",
+           "register", "unregister", "reload"]
+
+ENTRY_POINT_GROUP = "seed_studio.engines"
+ENV_DEV_ENGINES = "SEED_STUDIO_DEV_ENGINES"
+
+_lock = threading.RLock()
+_engines: list[EngineEntry] | None = None
+_models: list[ModelRecord] | None = None
+_extra: list[tuple[list[EngineEntry], list[ModelRecord]]] = []
 
 
-@dataclass(frozen=True)
-class EngineEntry:
-    """One registered engine.
+def _manifest_modules() -> list[str]:
+    """Module names of every manifest: entry points (or the source tree), then developer ones."""
+    from importlib.metadata import entry_points
 
-    Attributes:
-        id: unique engine id (``JobSpec.engine_id``).
-        target: ``"package.module:ClassName"``; imported lazily.
-        tasks: task names served (``engines.base.TASKS``).
-        title: short name for menus.
-        description: one sentence for tooltips.
-        models: ids of the model records it can use, default first (empty = needs no model files).
-        param_schema: JSON Schema of ``JobSpec.params`` (the UI builds its form from it).
-        offline: True when it works with no download at all (DSP fallbacks, the fake engine).
+    names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    if not names:
+        root = Path(__file__).resolve().parent
+        names = [f"engines.{m.name}.manifest" for m in pkgutil.iter_modules([str(root)])
+                 if m.ispkg and m.name != "testing" and (root / m.name / "manifest.py").is_file()]
+    dev = [n.strip() for n in os.environ.get(ENV_DEV_ENGINES, "").split(",") if n.strip()]
+    return list(dict.fromkeys([*names, *dev]))
+
+
+def _load_manifest(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise EngineNotFound(f"engine manifest {name!r} can't be imported: {exc}",
+                             "reinstall Seed Studio (or fix SEED_STUDIO_DEV_ENGINES)") from exc
+
+
+def _build() -> tuple[list[EngineEntry], list[ModelRecord]]:
+    global _engines, _models
+    with _lock:
+        if _engines is None or _models is None:
+            engines: list[EngineEntry] = []
+            models: list[ModelRecord] = []
+            for name in _manifest_modules():
+                m = _load_manifest(name)
+                engines += list(getattr(m, "ENGINES", []))
+                models += list(getattr(m, "MODELS", []))
+            for e, r in _extra:
+                engines += e
+                models += r
+            _check(engines, models)
+            _engines, _models = engines, models
+        return _engines, _models
+
+
+def _check(engines: list[EngineEntry], models: list[ModelRecord]) -> None:
+    """Refuse duplicate ids: two manifests claiming one id is a packaging bug."""
+    seen: set[str] = set()
+    for e in engines:
+        if e.id in seen:
+            raise EngineNotFound(f"engine id {e.id!r} is declared twice", "reinstall Seed Studio")
+        seen.add(e.id)
+    seen = set()
+    for r in models:
+        if r.id in seen:
+            raise EngineNotFound(f"model id {r.id!r} is declared twice", "reinstall Seed Studio")
+        seen.add(r.id)
+
+
+def reload() -> None:
+    """Forget the collected manifests; the next lookup reads them again."""
+    global _engines, _models
+    with _lock:
+        _engines = _models = None
+
+
+def register(engines: list[EngineEntry] | tuple[EngineEntry, ...] = (),
+             models: list[ModelRecord] | tuple[ModelRecord, ...] = ()) -> None:
+    """Add entries and records at run time (tests and developer tools).
+
+    Raises:
+        EngineNotFound: an id is already taken (nothing is added).
     """
+    with _lock:
+        _extra.append((list(engines), list(models)))
+        reload()
+        try:
+            _build()
+        except EngineNotFound:
+            _extra.pop()
+            reload()
+            raise
 
-    id: str
-    target: str
-    tasks: tuple[str, ...]
-    title: str = ""
-    description: str = ""
-    models: tuple[str, ...] = ()
-    param_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
-    offline: bool = False
 
-
-FAKE_PARAMS: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "frequency": {"type": "number", "default": 440.0, "minimum": 1.0, "title": "Frequency (Hz)",
-                      "description": "Sine frequency for generate/extend/inpaint."},
-        "noise": {"type": "number", "default": 0.0, "minimum": 0.0, "maximum": 1.0, "title": "Noise",
-                  "description": "Amount of seeded white noise mixed in."},
-        "crossovers": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
-                       "default": [200.0, 2000.0], "title": "Crossovers (Hz)",
-                       "description": "Band edges of the band-split separator."},
-        "chunk_seconds": {"type": "number", "default": 1.0, "exclusiveMinimum": 0, "title": "Chunk (s)",
-                          "description": "Processing chunk length; progress and cancel happen per chunk."},
-        "delay_per_chunk": {"type": "number", "default": 0.0, "minimum": 0.0, "title": "Delay per chunk (s)",
-                            "description": "Test hook: sleep this long per chunk."},
-        "oom_above_chunk_scale": {"type": "number", "default": 2.0, "title": "Simulated OOM",
-                                  "description": "Test hook: raise a simulated CUDA out-of-memory error while chunk_scale is above this."},
-        "crash": {"type": "boolean", "default": False, "title": "Crash",
-                  "description": "Test hook: kill the host process mid-job."},
-    },
-}
-
-ENGINES: list[EngineEntry] = [
-    EngineEntry(
-        id="fake",
-        target="engines.fake:FakeEngine",
-        tasks=TASKS,
-        title="Fake (test signal)",
-        description="Deterministic sine/noise generator and band-split separator, for tests and smoke checks.",
-        models=("fake-builtin",),
-        param_schema=FAKE_PARAMS,
-        offline=True,
-    ),
-]
-"""Every engine. Append to it; don't reorder."""
-
-MODELS: list[ModelRecord] = [
-    ModelRecord(
-        id="fake-builtin",
-        engine="fake",
-        title="Fake engine (no weights)",
-        licence="GPL-3.0-or-later",
-        files=(),
-        notes="Built in; needs no download.",
-    ),
-]
-"""Every model record (see ``engines.models``). Append to it; don't reorder."""
+def unregister(engine_ids: list[str] | tuple[str, ...] = (), model_ids: list[str] | tuple[str, ...] = ()) -> None:
+    """Remove entries and records added with :func:`register`."""
+    with _lock:
+        for i, (e, r) in enumerate(_extra):
+            _extra[i] = ([x for x in e if x.id not in engine_ids], [x for x in r if x.id not in model_ids])
+        reload()
 
 
 def list_engines(task: str | None = None) -> list[EngineEntry]:
-    """All engine entries, or those serving ``task``, in registration order. Imports nothing."""
-    return [e for e in ENGINES if task is None or task in e.tasks]
+    """All engine entries, or those serving ``task``, in manifest order. Imports no engine."""
+    return [e for e in _build()[0] if task is None or task in e.tasks]
 
 
 def engines_for(task: str) -> list[EngineEntry]:
@@ -117,10 +152,10 @@ def get_entry(engine_id: str) -> EngineEntry:
     Raises:
         EngineNotFound: no such engine.
     """
-    for e in ENGINES:
+    for e in _build()[0]:
         if e.id == engine_id:
             return e
-    known = ", ".join(e.id for e in ENGINES)
+    known = ", ".join(e.id for e in _build()[0])
     raise EngineNotFound(f"no engine named {engine_id!r}", f"known engines: {known}")
 
 
@@ -145,7 +180,18 @@ def get_engine_class(engine_id: str) -> type:
 
 def list_models(engine_id: str | None = None) -> list[ModelRecord]:
     """All model records, or those of one engine. Imports nothing."""
-    return [m for m in MODELS if engine_id is None or m.engine == engine_id]
+    return [m for m in _build()[1] if engine_id is None or m.engine == engine_id]
+
+
+def models_for_task(task: str) -> list[ModelRecord]:
+    """Model records of every engine serving ``task``, in engine order then the engine's
+    own model order (its default first)."""
+    out: list[ModelRecord] = []
+    for e in list_engines(task):
+        by_id = {m.id: m for m in list_models(e.id)}
+        out += [by_id[i] for i in e.models if i in by_id]
+        out += [m for m in by_id.values() if m.id not in e.models]
+    return out
 
 
 def get_model(model_id: str) -> ModelRecord:
@@ -154,86 +200,8 @@ def get_model(model_id: str) -> ModelRecord:
     Raises:
         EngineNotFound: no such model (hint lists the known ids).
     """
-    for m in MODELS:
+    for m in _build()[1]:
         if m.id == model_id:
             return m
-    known = ", ".join(m.id for m in MODELS)
+    known = ", ".join(m.id for m in _build()[1])
     raise EngineNotFound(f"no model named {model_id!r}", f"known models: {known}")
-
-
-# --------------------------------------------------------------------------- separation (issue 4)
-_HTDEMUCS_URL = "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/"
-# Official weight files of demucs' remote/files.txt; their names carry sha256[:8]. The full
-# sha256 values are not published by Meta: they are the digests of those files as recorded
-# by independent downstream manifests, each consistent with the official 8-hex prefix.
-_HTDEMUCS_FILES = {
-    "htdemucs": [("955717e8-8726e21a.th", "8726e21a993978c7ba086d3872e7608d7d5bfca646ca4aca459ffda844faa8b4", 84141911)],
-    "htdemucs_ft": [
-        ("f7e0c4bc-ba3fe64a.th", "ba3fe64ae8ef66ac9a4857222ce48efbdc5eb3ad375cb79dd13debee5aaa4066", 84141271),
-        ("d12395a8-e57c48e6.th", "e57c48e6b0e38af4f7118d7bd08c49f0a0c0edf7d09143bdd902ea0d237303e6", 84141271),
-        ("92cfc3b6-ef3bcb9c.th", "ef3bcb9c8b40d14ae5d51b6db2587339cc12c6b77c0be151ce6d69002e087bf2", 84141271),
-        ("04573f0d-f3cf25b2.th", "f3cf25b222c4eed7cd49dd8b2c9597d50c18bd154090f7b919cfa5f93cf22c49", 84141271),
-    ],
-    "htdemucs_6s": [("5c90dfd2-34c22ccb.th", "34c22ccb381c6f9fdbf324f04e1e2fe21aaaf293f5ded163a162697ff9a02ddd", 54996327)],
-}
-_HTDEMUCS_TITLES = {
-    "htdemucs": "HT-Demucs (4 stems)",
-    "htdemucs_ft": "HT-Demucs fine-tuned bag (4 stems, 4x slower, best quality)",
-    "htdemucs_6s": "HT-Demucs 6 stems (adds guitar and piano)",
-}
-_SEPARATION_PARAMS: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "residual": {"type": "boolean", "default": False, "title": "Stems sum to the mix",
-                     "description": "Residual-consistent mode: whatever the model misses goes to 'other', so the stems add up exactly to the mixture."},
-        "shifts": {"type": "integer", "default": 0, "minimum": 0, "maximum": 20, "title": "Shifts",
-                   "description": "Test-time augmentation: average this many randomly time-shifted passes (slower, slightly better)."},
-        "segment": {"type": ["number", "null"], "default": None, "exclusiveMinimum": 0, "title": "Segment (s)",
-                    "description": "Chunk length in seconds; empty = the model's own (7.8 s for HT-Demucs, which is also the maximum)."},
-        "overlap": {"type": "number", "default": 0.25, "minimum": 0.0, "maximum": 0.9, "title": "Overlap",
-                    "description": "Minimum overlap between chunks, as a fraction of the segment."},
-        "batch_size": {"type": ["integer", "null"], "default": None, "minimum": 1, "maximum": 64, "title": "Batch",
-                       "description": "Chunks per model call; empty = 1 on CPU, 4 on GPU."},
-    },
-}
-ENGINES += [
-    EngineEntry(
-        id="htdemucs", target="engines.separation.engine:DemucsEngine", tasks=("separate",),
-        title="HT-Demucs", description="Hybrid Transformer Demucs stem separation (Meta, MIT licence).",
-        models=("htdemucs", "htdemucs_ft", "htdemucs_6s"), param_schema=_SEPARATION_PARAMS,
-    ),
-    EngineEntry(
-        id="dsp-separation", target="engines.separation.engine:DspSeparationEngine", tasks=("separate",),
-        title="DSP fallback (offline)",
-        description="DSP fallback, no download: harmonic/percussive split plus centre-channel vocal extraction. Rough stems.",
-        models=("dsp-hpss-centre",), offline=True,
-        param_schema={"type": "object", "properties": {
-            "n_fft": {"type": "integer", "default": 4096, "enum": [1024, 2048, 4096, 8192], "title": "FFT size",
-                      "description": "STFT size of the analysis."},
-            "centre_power": {"type": "number", "default": 4.0, "minimum": 0.5, "maximum": 32, "title": "Centre focus",
-                             "description": "How strictly vocals must be centre-panned (higher = stricter)."},
-        }},
-    ),
-]
-MODELS += [
-    ModelRecord(
-        id=_name, engine="htdemucs", title=_HTDEMUCS_TITLES[_name], licence="MIT",
-        files=tuple(ModelFile(f, sha, size, _HTDEMUCS_URL + f) for f, sha, size in _files),
-        homepage="https://github.com/facebookresearch/demucs",
-        notes="Défossez et al., Hybrid Transformers for Music Source Separation, ICASSP 2023.",
-    )
-    for _name, _files in _HTDEMUCS_FILES.items()
-] + [
-    ModelRecord(
-        id="dsp-hpss-centre", engine="dsp-separation", title="DSP fallback: HPSS + centre channel (no download)",
-        licence="GPL-3.0-or-later", files=(), notes="DSP fallback, not a neural model; works offline.",
-    ),
-]
-
-# Analysis engines (issue 5): entries and model records live in engines/analysis/registry_entries.py,
-# which imports nothing heavy.
-from engines.analysis.registry_entries import ANALYSIS_ENGINES as _ANALYSIS_ENGINES  # noqa: E402
-from engines.analysis.registry_entries import ANALYSIS_MODELS as _ANALYSIS_MODELS  # noqa: E402
-
-ENGINES.extend(EngineEntry(**_e) for _e in _ANALYSIS_ENGINES)
-MODELS.extend(_ANALYSIS_MODELS)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The test engine is a developer engine: registered for the tests (and the engine hosts
+# they spawn, which inherit the environment), never in a musician's menus.
+os.environ["SEED_STUDIO_DEV_ENGINES"] = "engines.testing.manifest"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO.parent / "shared").resolve()
@@ -35,3 +38,19 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs CUDA")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def register_engines():
+    """``register_engines(engines=[...], models=[...])`` adds registry entries for one test."""
+    from engines import registry
+
+    added: list[tuple[list[str], list[str]]] = []
+
+    def add(engines=(), models=()):
+        registry.register(list(engines), list(models))
+        added.append(([e.id for e in engines], [m.id for m in models]))
+
+    yield add
+    for engine_ids, model_ids in added:
+        registry.unregister(engine_ids, model_ids)

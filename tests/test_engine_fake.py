@@ -6,7 +6,7 @@ import pytest
 
 from engines import base
 from engines.base import CancelToken, JobCancelled, ProgressReporter
-from engines.fake import FakeEngine, OutOfMemoryError, band_split
+from engines.testing.fake import FakeEngine, OutOfMemoryError, band_split
 
 
 @pytest.fixture(scope="module")

@@ -210,10 +210,9 @@ class _Conn:
         self.sent.append(m)
 
 
-def test_lru_unloads_least_recently_used(monkeypatch):
-    for name in ("fake-a", "fake-b"):
-        monkeypatch.setattr(registry, "ENGINES", [*registry.ENGINES, registry.EngineEntry(
-            name, "engines.fake:FakeEngine", base.TASKS)])
+def test_lru_unloads_least_recently_used(register_engines):
+    register_engines([registry.EngineEntry(name, "engines.testing.fake:FakeEngine", base.TASKS)
+                      for name in ("fake-a", "fake-b")])
     runner = _Runner(_Conn(), threading.Event(), HostConfig(max_loaded=2, min_free_bytes=0))
     spec = base.GenerateSpec(engine_id="fake", frames=100, sample_rate=8000)
     engines = {}
@@ -232,11 +231,10 @@ def test_results_are_plain_json():
         "a": 1.5, "b": [0, 1, 2], "c": [1, 2], "n": 3}
 
 
-def test_memory_pressure_unloads_before_loading(monkeypatch):
+def test_memory_pressure_unloads_before_loading(monkeypatch, register_engines):
     import engines.devices as devices
 
-    monkeypatch.setattr(registry, "ENGINES", [*registry.ENGINES, registry.EngineEntry(
-        "fake-c", "engines.fake:FakeEngine", base.TASKS)])
+    register_engines([registry.EngineEntry("fake-c", "engines.testing.fake:FakeEngine", base.TASKS)])
     runner = _Runner(_Conn(), threading.Event(), HostConfig(max_loaded=4, min_free_bytes=1 << 30))
     spec = base.GenerateSpec(engine_id="fake", frames=100, sample_rate=8000)
     monkeypatch.setattr(devices, "free_memory", lambda device: 8 << 30)  # plenty

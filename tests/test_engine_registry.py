@@ -21,16 +21,16 @@ def test_listing_imports_no_engine_or_torch():
 
 
 def test_entries_are_consistent():
-    ids = [e.id for e in registry.ENGINES]
+    ids = [e.id for e in registry.list_engines()]
     assert len(ids) == len(set(ids))
-    model_ids = {m.id for m in registry.MODELS}
-    assert len(model_ids) == len(registry.MODELS)
-    for e in registry.ENGINES:
+    model_ids = {m.id for m in registry.list_models()}
+    assert len(model_ids) == len(registry.list_models())
+    for e in registry.list_engines():
         assert e.tasks and set(e.tasks) <= set(TASKS), e.id
         assert ":" in e.target, e.id
         assert e.param_schema.get("type") == "object", e.id
         assert set(e.models) <= model_ids, e.id
-    for m in registry.MODELS:
+    for m in registry.list_models():
         assert m.engine in ids and m.licence, m.id
 
 
@@ -47,9 +47,8 @@ def test_lookups():
         registry.get_model("nope")
 
 
-def test_broken_engine_import_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(registry, "ENGINES", [*registry.ENGINES,
-                                              registry.EngineEntry("broken", "engines.no_such_module:X", ("analyze",))])
+def test_broken_engine_import_is_a_clear_error(register_engines):
+    register_engines([registry.EngineEntry("broken", "engines.no_such_module:X", ("analyze",))])
     with pytest.raises(EngineNotFound, match="can't be loaded"):
         registry.get_engine_class("broken")
 
@@ -89,3 +88,33 @@ def test_cuda_policy_prefers_gpu_and_half_precision(monkeypatch):
     assert dev.startswith("cuda")
     assert choose_dtype(dev, ("bfloat16", "float16", "float32")) in ("bfloat16", "float16")
     assert free_memory(dev) > 0
+
+
+def test_each_engine_class_agrees_with_its_manifest_entry():
+    for entry in registry.list_engines():
+        cls = registry.get_engine_class(entry.id)
+        assert cls.id == entry.id, entry.id
+        assert tuple(cls.tasks) == tuple(entry.tasks), entry.id
+        assert cls.param_schema == entry.param_schema, entry.id
+        assert cls.entry is entry, entry.id
+
+
+def test_normal_run_lists_no_test_engine():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != registry.ENV_DEV_ENGINES}
+    code = ("import engines.registry as r; print(sorted(e.id for e in r.list_engines())); "
+            "print(sorted(m.id for m in r.list_models()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=str(registry.__file__).rsplit("/engines/", 1)[0]).stdout
+    assert "fake" not in out and "htdemucs" in out and "dsp-separation" in out and "basic-pitch" in out
+    out = subprocess.run([sys.executable, "-m", "studio.cli.main", "models", "list"], capture_output=True,
+                         text=True, env=env, cwd=str(registry.__file__).rsplit("/engines/", 1)[0]).stdout
+    assert "fake" not in out and "htdemucs_6s" in out
+
+
+def test_manifests_come_from_entry_points():
+    from importlib.metadata import entry_points
+
+    names = {ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert {"engines.separation.manifest", "engines.analysis.manifest"} <= names

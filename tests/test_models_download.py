@@ -224,20 +224,20 @@ def test_cli_models_list_shows_every_model_with_licence_and_size(tmp_path, capsy
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["MODEL", "ENGINE", "LICENCE", "SIZE"]
-    for rec in registry.MODELS:
+    for rec in registry.list_models():
         row = next(line for line in lines if line.split()[0] == rec.id)
         assert rec.licence in row and human_size(rec.size) in row and rec.engine in row
     code, out, _ = _cli(["models", "--models-dir", str(tmp_path), "list", "--json"], capsys)
     import json
 
     data = json.loads(out)
-    assert {m["id"] for m in data["models"]} == {m.id for m in registry.MODELS}
+    assert {m["id"] for m in data["models"]} == {m.id for m in registry.list_models()}
     assert all(m["licence"] and isinstance(m["size"], int) for m in data["models"])
 
 
-def test_cli_download_verify_import_remove(server, tmp_path, capsys, monkeypatch):
+def test_cli_download_verify_import_remove(server, tmp_path, capsys, register_engines):
     rec = record(server.base + "/model.bin")
-    monkeypatch.setattr(registry, "MODELS", [*registry.MODELS, rec])
+    register_engines(models=[rec])
     base_args = ["models", "--models-dir", str(tmp_path / "m")]
     assert _cli([*base_args, "download", "tiny"], capsys)[0] == 0
     code, out, _ = _cli([*base_args, "verify", "tiny"], capsys)
@@ -257,6 +257,6 @@ def test_seed_studio_cli_main_runs_models_list(tmp_path, capsys):
 
     assert main(["models", "--models-dir", str(tmp_path), "list"]) == 0
     out = capsys.readouterr().out
-    assert all(rec.id in out for rec in registry.MODELS)
+    assert all(rec.id in out for rec in registry.list_models())
     assert main(["models", "--models-dir", str(tmp_path), "download", "nope"]) == 1
     assert "error: no model named 'nope'" in capsys.readouterr().err

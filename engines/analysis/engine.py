@@ -19,14 +19,9 @@ from typing import Any
 import numpy as np
 
 from engines.analysis.melody import NoteEvent
-from engines.analysis.registry_entries import (
-    ANALYSIS_PARAMS,
-    BASIC_PITCH_PARAMS,
-    BEAT_THIS_MODEL_ID,
-    MELODY_PARAMS,
-)
+from engines.analysis import manifest
+from engines.analysis.manifest import BEAT_THIS_MODEL_ID
 from engines.base import (
-    ANALYZE,
     TRANSCRIBE,
     CancelToken,
     EngineBase,
@@ -77,9 +72,7 @@ class BasicPitchEngine(EngineBase):
     """basic-pitch audio-to-MIDI (ONNX on CPU via onnxruntime). Parameters: see ``BASIC_PITCH_PARAMS``.
     Notes come back in ``result.data["notes"]`` (samples); studio turns them into MIDI clips and files."""
 
-    id = "basic-pitch"
-    tasks = (TRANSCRIBE,)
-    param_schema = BASIC_PITCH_PARAMS
+    entry = manifest.BASIC_PITCH
     devices = ("cpu",)
     version = "1"
 
@@ -133,9 +126,7 @@ class MusicAnalysisEngine(EngineBase):
     ``spec.features`` may restrict to ``["beats"]`` or ``["key"]``.
     """
 
-    id = "music-analysis"
-    tasks = (ANALYZE,)
-    param_schema = ANALYSIS_PARAMS
+    entry = manifest.MUSIC_ANALYSIS
     devices = ("cuda", "mps", "cpu")
     version = "1"
 
@@ -227,9 +218,7 @@ class MelodyEngine(EngineBase):
     and ``midi_curve`` (fractional MIDI pitch per frame, null when unvoiced).
     """
 
-    id = "fcpe-melody"
-    tasks = (ANALYZE, TRANSCRIBE)
-    param_schema = MELODY_PARAMS
+    entry = manifest.FCPE_MELODY
     devices = ("cuda", "mps", "cpu")
     version = "1"
 

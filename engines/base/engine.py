@@ -1,7 +1,7 @@
 """The Engine protocol, a base class with its bookkeeping, and parameter validation."""
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from engines.base.audio import sha256_audio
 from engines.base.errors import InvalidJob
@@ -48,17 +48,25 @@ class Engine(Protocol):
 class EngineBase:
     """Convenience base class implementing the bookkeeping of :class:`Engine`.
 
-    Subclasses set ``id``, ``tasks``, ``param_schema`` (and optionally ``dtypes``,
-    ``version``) and override :meth:`_load`/:meth:`_unload`/:meth:`run`.
+    Subclasses set ``entry`` to their :class:`~engines.records.EngineEntry` (from the
+    package's ``manifest.py``), which gives ``id``, ``tasks`` and ``param_schema``;
+    optionally ``dtypes``, ``devices`` and ``version``. They and override :meth:`_load`/:meth:`_unload`/:meth:`run`.
     ``self.device``/``self.dtype`` hold what :meth:`load` was given.
     """
 
+    entry: ClassVar[Any] = None
     id: str = ""
     tasks: tuple[str, ...] = ()
     param_schema: dict[str, Any] = {"type": "object", "properties": {}}
     dtypes: tuple[str, ...] = ("float32",)
     devices: tuple[str, ...] = ("cuda", "mps", "cpu")
     version: str = "0"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        entry = cls.__dict__.get("entry")
+        if entry is not None:  # identity stated once, in the package's manifest
+            cls.id, cls.tasks, cls.param_schema = entry.id, tuple(entry.tasks), entry.param_schema
 
     def __init__(self) -> None:
         self.device: str | None = None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engines import base
+from engines.separation import manifest
 from engines.base import CancelToken, EngineBase, InvalidJob, JobResult, JobSpec, ProgressReporter
 
 DEMUCS_LICENCE = "MIT"
@@ -51,8 +52,7 @@ class DemucsEngine(EngineBase):
     ``ModelNotInstalled``, ``JobCancelled``, ``OutOfMemory`` (as torch's error).
     """
 
-    id = "htdemucs"
-    tasks = (base.SEPARATE,)
+    entry = manifest.HTDEMUCS
     dtypes = ("float16", "float32")
     devices = ("cuda", "mps", "cpu")
     version = "1"
@@ -60,9 +60,6 @@ class DemucsEngine(EngineBase):
 
     def __init__(self) -> None:
         super().__init__()
-        from engines.registry import get_entry
-
-        self.param_schema = get_entry(self.id).param_schema
         self._models: dict[str, Any] = {}
 
     def use_model(self, model_id: str, model: Any) -> None:
@@ -159,17 +156,13 @@ class DspSeparationEngine(EngineBase):
     and the method name, so takes made with it are recognisable as a DSP estimate.
     """
 
-    id = "dsp-separation"
-    tasks = (base.SEPARATE,)
+    entry = manifest.DSP_SEPARATION
     dtypes = ("float32",)
     devices = ("cpu",)
     version = "1"
 
     def __init__(self) -> None:
         super().__init__()
-        from engines.registry import get_entry
-
-        self.param_schema = get_entry(self.id).param_schema
 
     def run(self, spec: JobSpec, progress: ProgressReporter, cancel: CancelToken) -> JobResult:
         """Separate ``spec.audio`` into drums, bass, other, vocals (or a selection + complement)."""

@@ -31,7 +31,6 @@ PLUGIN_MODULES = (
     "studio.cli.separate",
     "studio.cli.analyze",
     "studio.cli.tempo",
-    "ui.cli_commands",
 )
 
 
@@ -226,8 +225,13 @@ def _add_tail_argument(p: argparse.ArgumentParser) -> None:
                    help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with the subcommands of every area."""
+def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
+    """The full argument parser, with the subcommands of every area.
+
+    Args:
+        extensions: more ``register(subparsers)`` functions (the app adds its own
+            commands this way; the core never imports ``ui``).
+    """
     parser = argparse.ArgumentParser(
         prog="seed-studio",
         description="Seed Studio: co-create songs with local AI engines. "
@@ -285,36 +289,39 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that area is not installed/built
             raise
         module.register(sub)
+    for register in extensions:
+        register(sub)
     return parser
 
 
-def _open_app(project: str | None) -> int:
-    try:
-        from ui.cli_commands import open_app
-    except ModuleNotFoundError:
-        print("error: the desktop app (ui package / PyQt6) is not available", file=sys.stderr)
-        return 1
-    return int(open_app(project) or 0)
+def main(argv: Sequence[str] | None = None, *, extensions: Sequence[Callable[[Any], None]] = (),
+         open_app: Callable[[str | None], int] | None = None) -> int:
+    """Run ``seed-studio`` with ``argv``. Returns the exit code.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``seed-studio``. Returns the exit code."""
+    Args:
+        extensions: more subcommand ``register`` functions (see :func:`build_parser`).
+        open_app: opens the desktop app on a project path (or None); the ``ui`` package's
+            launcher (:func:`ui.launcher.main`) passes it. Without it, running with no
+            command (or with only a project) prints that the app is not available.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        return _open_app(None)
-    parser = build_parser()
+    parser = build_parser(extensions)
     known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()
-    if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in known:
-        return _open_app(argv[0])
+    if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in known):
+        if open_app is None:
+            print("error: the desktop app is not part of this command; run `seed-studio` "
+                  "(or give a command, see --help)", file=sys.stderr)
+            return 1
+        return int(open_app(argv[0] if argv else None) or 0)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from engines.base import EngineError
+    from engines.base import UserError
 
     try:
         return int(args.func(args) or 0)
-    except (StudioError, EngineError) as exc:
+    except UserError as exc:
         hint = getattr(exc, "hint", "")
         print(f"error: {exc}" + (f"\n  {hint}" if hint and hint not in str(exc) else ""), file=sys.stderr)
         return 1

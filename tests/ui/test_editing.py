@@ -274,7 +274,7 @@ def test_playback_renders_same_as_export_and_loops(window, shared, qtbot):
 
 
 def test_screenshot_command(tmp_path, shared):
-    from studio.cli.main import main
+    from ui.launcher import main
     from studio.io.session import Session
     from studio.media.importing import import_files
 
@@ -390,7 +390,7 @@ def test_ruler_loop_and_wheel_zoom(window, qtbot, shared):
 def test_open_app_with_project(monkeypatch, tmp_path, shared, qtbot):
     from PyQt6.QtWidgets import QApplication
 
-    from studio.cli.main import main
+    from ui.launcher import main
     from studio.media.importing import import_files
     from studio.io.session import Session
 

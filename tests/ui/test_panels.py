@@ -79,18 +79,18 @@ def test_analyze_sets_grid_and_transcribe_adds_midi(window, qtbot, shared):
 
 def test_models_window_lists_licences(qtbot, tmp_path):
     from engines.models import ModelManager
-    from engines.registry import MODELS
+    from engines.registry import list_models
     from ui.models_window import COLUMNS, ModelsWindow
 
     win = ModelsWindow(manager=ModelManager(tmp_path / "models"))
     qtbot.addWidget(win)
-    assert win.table.rowCount() == len(MODELS)
+    assert win.table.rowCount() == len(list_models())
     lic = COLUMNS.index("Licence")
     status = COLUMNS.index("Status")
-    for i, rec in enumerate(MODELS):
+    for i, rec in enumerate(list_models()):
         assert win.table.item(i, lic).text() == rec.licence
         assert win.table.item(i, status).text() in ("built-in", "missing", "installed", "partial")
-    assert not win.import_from(MODELS[0].id, str(tmp_path / "nowhere")) or MODELS[0].builtin
+    assert not win.import_from(list_models()[0].id, str(tmp_path / "nowhere")) or list_models()[0].builtin
 
 
 def test_unsaved_prompt_autosave_recovery_and_recent(window, qtbot, monkeypatch, tmp_path, shared):
@@ -147,7 +147,7 @@ def test_geometry_zoom_keeps_anchor_and_snaps():
 def test_models_window_download_progress_arrives_on_ui_thread(qtbot, tmp_path):
     import threading
 
-    from engines.models import ModelFile, ModelRecord
+    from engines.records import ModelFile, ModelRecord
     from ui.models_window import ModelsWindow
 
     rec = ModelRecord(id="tiny", engine="fake", title="Tiny", licence="MIT",

@@ -1,16 +1,13 @@
-"""Registry entries (engines, parameter schemas, model records) of the analysis engines.
-
-Imported by ``engines/registry.py``; imports nothing heavy (no torch, no model library).
+"""Analysis engines and their models: basic-pitch (audio to MIDI), tempo/beats/key, FCPE melody.
+Torch-free: read by :mod:`engines.registry` to list engines and models.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from engines.base import ANALYZE, TRANSCRIBE
-from engines.models import ModelFile, ModelRecord
+from engines.base.tasks import ANALYZE, TRANSCRIBE
+from engines.records import EngineEntry, ModelFile, ModelRecord
 
-__all__ = ["BASIC_PITCH_PARAMS", "ANALYSIS_PARAMS", "MELODY_PARAMS", "ANALYSIS_ENGINES", "ANALYSIS_MODELS",
-           "BEAT_THIS_MODEL_ID"]
 
 BEAT_THIS_MODEL_ID = "beat-this-final0"
 
@@ -71,23 +68,23 @@ MELODY_PARAMS: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-ANALYSIS_ENGINES: list[dict[str, Any]] = [
-    dict(id="basic-pitch", target="engines.analysis.engine:BasicPitchEngine", tasks=(TRANSCRIBE,),
-         title="basic-pitch (audio to MIDI)",
-         description="Polyphonic note transcription with Spotify's basic-pitch model (ONNX, CPU).",
-         models=("basic-pitch-icassp2022",), param_schema=BASIC_PITCH_PARAMS, offline=True),
-    dict(id="music-analysis", target="engines.analysis.engine:MusicAnalysisEngine", tasks=(ANALYZE,),
-         title="Tempo, beats and key",
-         description="Tempo, beats, downbeats, time signature (Beat This! or DSP) and key (Krumhansl-Schmuckler).",
-         models=(BEAT_THIS_MODEL_ID,), param_schema=ANALYSIS_PARAMS, offline=True),
-    dict(id="fcpe-melody", target="engines.analysis.engine:MelodyEngine", tasks=(ANALYZE, TRANSCRIBE),
-         title="Melody F0 (FCPE)",
-         description="Monophonic F0 with FCPE; as a pitch curve (analyze) or as notes (transcribe).",
-         models=("fcpe-bundled",), param_schema=MELODY_PARAMS, offline=True),
-]
-"""Keyword arguments of ``engines.registry.EngineEntry``, one dict per engine."""
+BASIC_PITCH = EngineEntry(id="basic-pitch", target="engines.analysis.engine:BasicPitchEngine", tasks=(TRANSCRIBE,),
+    title="basic-pitch (audio to MIDI)",
+    description="Polyphonic note transcription with Spotify's basic-pitch model (ONNX, CPU).",
+    models=("basic-pitch-icassp2022",), param_schema=BASIC_PITCH_PARAMS, offline=True)
+MUSIC_ANALYSIS = EngineEntry(id="music-analysis", target="engines.analysis.engine:MusicAnalysisEngine", tasks=(ANALYZE,),
+    title="Tempo, beats and key",
+    description="Tempo, beats, downbeats, time signature (Beat This! or DSP) and key (Krumhansl-Schmuckler).",
+    models=(BEAT_THIS_MODEL_ID,), param_schema=ANALYSIS_PARAMS, offline=True)
+FCPE_MELODY = EngineEntry(id="fcpe-melody", target="engines.analysis.engine:MelodyEngine", tasks=(ANALYZE, TRANSCRIBE),
+    title="Melody F0 (FCPE)",
+    description="Monophonic F0 with FCPE; as a pitch curve (analyze) or as notes (transcribe).",
+    models=("fcpe-bundled",), param_schema=MELODY_PARAMS, offline=True)
 
-ANALYSIS_MODELS: list[ModelRecord] = [
+
+ENGINES: list[EngineEntry] = [BASIC_PITCH, MUSIC_ANALYSIS, FCPE_MELODY]
+
+MODELS: list[ModelRecord] = [
     ModelRecord(id="basic-pitch-icassp2022", engine="basic-pitch", title="basic-pitch ICASSP 2022 (ONNX)",
                 licence="Apache-2.0", files=(), homepage="https://github.com/spotify/basic-pitch",
                 notes="Ships inside the basic-pitch wheel (saved_models/icassp_2022/nmp.onnx); no download."),
@@ -102,4 +99,3 @@ ANALYSIS_MODELS: list[ModelRecord] = [
                 homepage="https://github.com/CNChTu/FCPE",
                 notes="Ships inside the torchfcpe wheel (assets/fcpe_c_v001.pt); no download."),
 ]
-"""Model records of the analysis engines."""

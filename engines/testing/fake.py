@@ -30,6 +30,7 @@ import numpy as np
 
 from engines import base
 from engines.base import CancelToken, EngineBase, InvalidJob, JobResult, JobSpec, ProgressReporter
+from engines.testing import manifest
 from engines.chunking import overlap_add, scaled_segment
 
 
@@ -77,17 +78,13 @@ class FakeEngine(EngineBase):
     Outputs are float32 WAV files in ``spec.output_dir`` when it is set, else arrays.
     """
 
-    id = "fake"
-    tasks = base.TASKS
+    entry = manifest.FAKE
     dtypes = ("float32",)
     devices = ("cpu",)
     version = "1"
 
     def __init__(self) -> None:
         super().__init__()
-        from engines.registry import get_entry
-
-        self.param_schema = get_entry("fake").param_schema
         self.load_count = 0
 
     def _load(self, device: str, dtype: str) -> None:

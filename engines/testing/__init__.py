@@ -1,0 +1,1 @@
+"""The deterministic test engine (:mod:`engines.testing.fake`), for tests and benchmarks only."""
