@@ -18,8 +18,8 @@ ALL_SPECS = [
                  stems=["vocals"], params={"shifts": 2}, seed=7, device="cpu", chunk_scale=0.5),
     GenerateSpec(engine_id="fake", prompt="calm piano", frames=48000, sample_rate=48000),
     ExtendSpec(engine_id="fake", audio="in.wav", frames=100, direction="before"),
-    InpaintSpec(engine_id="fake", audio="in.wav", mask=(5, 50)),
-    ConvertVoiceSpec(engine_id="fake", audio="in.wav", target_voice="alto", pitch_shift=-2.0),
+    InpaintSpec(engine_id="fake", audio="in.wav", regions=[(5, 50), (60, 70)], variations=2),
+    ConvertVoiceSpec(engine_id="fake", audio="in.wav", target_voice="alto", transpose=-2.0),
     TranscribeSpec(engine_id="fake", audio="in.wav"),
     AnalyzeSpec(engine_id="fake", audio="in.wav", features=["tempo", "key"]),
 ]

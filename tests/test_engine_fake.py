@@ -66,7 +66,7 @@ def test_every_task_gives_deterministic_output(engine, flute):
     specs = [
         base.GenerateSpec(engine_id="fake", frames=22050, sample_rate=sr, params={"noise": 0.1}, seed=3),
         base.ExtendSpec(engine_id="fake", audio=audio, sample_rate=sr, frames=1000),
-        base.InpaintSpec(engine_id="fake", audio=audio, sample_rate=sr, mask=(100, 5000)),
+        base.InpaintSpec(engine_id="fake", audio=audio, sample_rate=sr, regions=[(100, 5000)]),
         base.ConvertVoiceSpec(engine_id="fake", audio=audio, sample_rate=sr),
         base.TranscribeSpec(engine_id="fake", audio=audio, sample_rate=sr),
         base.AnalyzeSpec(engine_id="fake", audio=audio, sample_rate=sr),
@@ -79,12 +79,17 @@ def test_every_task_gives_deterministic_output(engine, flute):
         for k in r1.outputs:
             assert np.array_equal(r1.outputs[k], r2.outputs[k])
         assert r1.provenance.engine_id == "fake" and r1.provenance.licence
-    gen = run(engine, specs[0])[0].outputs["audio"]
+    gen = run(engine, specs[0])[0].outputs["take1"]
     assert gen.shape == (2, 22050)
-    assert not np.array_equal(gen, run(engine, specs[0].replace(seed=4))[0].outputs["audio"])
-    inp = run(engine, specs[2])[0].outputs["audio"]
-    assert np.array_equal(inp[:, :100], audio[:, :100]) and np.array_equal(inp[:, 5000:], audio[:, 5000:])
-    assert run(engine, specs[1])[0].outputs["audio"].shape == (audio.shape[0], 1000)
+    assert not np.array_equal(gen, run(engine, specs[0].replace(seed=4))[0].outputs["take1"])
+    two = run(engine, specs[0].replace(variations=2))[0]
+    assert set(two.outputs) == {"take1", "take2"} and not np.array_equal(two.outputs["take1"], two.outputs["take2"])
+    inp = run(engine, specs[2])[0]
+    assert inp.outputs["take1"].shape == (audio.shape[0], 4900)  # the region only
+    assert inp.data["placements"]["take1"]["offset"] == 100
+    ext = run(engine, specs[1])[0]
+    assert ext.outputs["take1"].shape == (audio.shape[0], 1000)
+    assert ext.data["placements"]["take1"]["offset"] == audio.shape[1]
     analysis = run(engine, specs[5])[0].data
     assert analysis["frames"] == audio.shape[1] and analysis["peak"] == pytest.approx(np.abs(audio).max())
     notes = run(engine, specs[4])[0].data["notes"]
@@ -94,8 +99,8 @@ def test_every_task_gives_deterministic_output(engine, flute):
 def test_outputs_as_files(engine, tmp_path):
     spec = base.GenerateSpec(engine_id="fake", frames=1000, sample_rate=8000, output_dir=str(tmp_path))
     r, _ = run(engine, spec)
-    audio, sr = r.load_output("audio")
-    assert r.outputs["audio"].endswith(".wav") and sr == 8000 and audio.shape == (2, 1000)
+    audio, sr = r.load_output("take1")
+    assert r.outputs["take1"].endswith(".wav") and sr == 8000 and audio.shape == (2, 1000)
 
 
 def test_cancel_and_simulated_oom(engine):

@@ -289,4 +289,4 @@ def test_plain_submit_with_array_input_and_default_device(manager):
         assert job.spec.device == "cpu" and job.result.provenance.device == "cpu"
         import soundfile as sf
 
-        assert sf.info(job.result.outputs["audio"]).frames == 800
+        assert sf.info(job.result.outputs["take1"]).frames == 800

@@ -25,9 +25,10 @@ from engines.base.errors import (ChecksumMismatch, EngineError, EngineNotFound, 
                                  error_from_dict, is_out_of_memory, register_error_type)
 from engines.base.progress import CancelToken, ProgressCallback, ProgressReporter
 from engines.base.results import JobResult, Provenance
-from engines.base.specs import (AnalyzeSpec, ConvertVoiceSpec, ExtendSpec, GenerateSpec, InpaintSpec, JobSpec,
-                                SeparateSpec, TranscribeSpec, spec_class)
-from engines.base.tasks import ANALYZE, CONVERT_VOICE, EXTEND, GENERATE, INPAINT, SEPARATE, TASKS, TRANSCRIBE
+from engines.base.specs import (AddStemSpec, AnalyzeSpec, ControlTarget, ConvertVoiceSpec, ExtendSpec, GenerateSpec,
+                                InpaintSpec, JobSpec, MusicSpec, RestyleSpec, SeparateSpec, TranscribeSpec, spec_class)
+from engines.base.tasks import (ADD_STEM, ANALYZE, CONVERT_VOICE, EXTEND, GENERATE, GENERATIVE_TASKS, INPAINT, RESTYLE,
+                                SEPARATE, TASKS, TRANSCRIBE)
 from engines.files import sha256_file
 
 __all__ = [
@@ -55,20 +56,27 @@ __all__ = [
     "ProgressReporter",
     "JobResult",
     "Provenance",
+    "AddStemSpec",
     "AnalyzeSpec",
+    "ControlTarget",
     "ConvertVoiceSpec",
     "ExtendSpec",
     "GenerateSpec",
     "InpaintSpec",
     "JobSpec",
+    "MusicSpec",
+    "RestyleSpec",
     "SeparateSpec",
     "TranscribeSpec",
     "spec_class",
+    "ADD_STEM",
     "ANALYZE",
     "CONVERT_VOICE",
     "EXTEND",
     "GENERATE",
+    "GENERATIVE_TASKS",
     "INPAINT",
+    "RESTYLE",
     "SEPARATE",
     "TASKS",
     "TRANSCRIBE",

@@ -9,7 +9,8 @@ import numpy as np
 
 from engines.base.audio import _decode_audio, _encode_audio, load_audio
 from engines.base.errors import InvalidJob
-from engines.base.tasks import ANALYZE, CONVERT_VOICE, EXTEND, GENERATE, INPAINT, SEPARATE, TRANSCRIBE
+from engines.base.tasks import (ADD_STEM, ANALYZE, CONVERT_VOICE, EXTEND, GENERATE, INPAINT, RESTYLE, SEPARATE,
+                                TRANSCRIBE)
 
 # --------------------------------------------------------------------------- job specs
 
@@ -32,6 +33,8 @@ class JobSpec:
             around the region; engines use them and trim them from their outputs
             (an output covers ``audio[before: frames - after]``).
         params: engine parameters, validated against the engine's ``param_schema``.
+        model_path: a local model folder or file (a fine-tune, an offline copy) used as is
+            instead of the model record's files (``--model-path``); None = the record.
         seed: random seed; the same spec + seed gives the same result.
         device: device override ("cpu", "cuda", "cuda:1", "mps"); None = policy.
         dtype: dtype override ("float32", "bfloat16", "float16"); None = policy.
@@ -50,6 +53,7 @@ class JobSpec:
     context: tuple[int, int] = (0, 0)
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    model_path: str | None = None
     device: str | None = None
     dtype: str | None = None
     chunk_scale: float = 1.0
@@ -79,8 +83,10 @@ class JobSpec:
                 v = _encode_audio(v)
             elif isinstance(v, tuple):
                 v = list(v)
-            elif f.name in ("controls",) and isinstance(v, dict):
-                v = {k: _encode_audio(x) for k, x in v.items()}
+            elif f.name == "controls" and isinstance(v, dict):
+                v = {k: x.to_dict() if isinstance(x, ControlTarget) else _encode_audio(x) for k, x in v.items()}
+            elif f.name == "regions":
+                v = [list(r) for r in v]
             d[f.name] = v
         return d
 
@@ -103,8 +109,10 @@ class JobSpec:
                 continue
             if k == "audio":
                 v = _decode_audio(v)
-            elif k in ("region", "context", "mask") and v is not None:
+            elif k in ("region", "context") and v is not None:
                 v = tuple(int(x) for x in v)
+            elif k == "regions" and v is not None:
+                v = [tuple(int(x) for x in r) for r in v]
             elif k == "controls" and isinstance(v, dict):
                 v = {kk: _decode_audio(x) for kk, x in v.items()}
             kwargs[k] = v
@@ -129,64 +137,173 @@ class SeparateSpec(JobSpec):
 
 
 @dataclass
-class GenerateSpec(JobSpec):
-    """Generate new audio from a text prompt and optional controls.
+class MusicSpec(JobSpec):
+    """Fields shared by the generative tasks (generate, extend, inpaint, add_stem, restyle).
 
     Attributes:
-        prompt: text description.
-        frames: wanted length in frames at ``sample_rate``.
-        controls: named control signals (melody/dynamics/rhythm curves or reference
-            audio), each a file path or an array.
+        prompt: text description of the music (style, instruments, mood).
+        lyrics: lyrics with optional section tags (``[verse]``, ``[chorus]``); "" = none,
+            ``"[instrumental]"`` = explicitly instrumental.
+        language: vocal language code (``"en"``, ``"ja"``...), for engines that sing.
+        variations: how many different results to make in one job (``>= 1``); each
+            becomes its own take. Variation ``v`` (1-based) uses seed ``seed + v - 1``
+            where an engine seeds per variation, so one variation can be re-made alone.
+        bpm: tempo in BPM to condition on (the project's tempo by default); None = none.
+        key: key to condition on, e.g. ``"C major"``, ``"F# minor"``; None = none.
+        time_signature: meter to condition on, e.g. ``"4/4"``; None = none.
+        controls: time-varying control targets by name (``"melody"``, ``"dynamics"``,
+            ``"rhythm"``), each a dict (see :class:`ControlTarget` for the keys).
+
+    Outputs of every generative engine: ``JobResult.outputs["take{v}"]`` for
+    ``v = 1..variations`` (inpaint with several regions: ``"take{v}_region{r}"``), each
+    float32 ``(channels, frames)`` at ``sample_rate`` with the exact frame count the task
+    asks for; ``JobResult.data["placements"][name] = {"offset": frames from the first
+    frame of ``audio`` (or from the requested start for generate), "variation": v,
+    "region": r or None}`` says where each output goes.
     """
 
-    task: ClassVar[str] = GENERATE
     prompt: str = ""
-    frames: int = 0
+    lyrics: str = ""
+    language: str = "en"
+    variations: int = 1
+    bpm: float | None = None
+    key: str | None = None
+    time_signature: str | None = None
     controls: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class ExtendSpec(JobSpec):
-    """Continue ``audio`` after its end (or before its start).
+class ControlTarget:
+    """One time-varying control (Music ControlNet-style), as carried in ``MusicSpec.controls``
+    (as ``ControlTarget(...).to_dict()``, so it crosses the process boundary as JSON).
 
     Attributes:
-        prompt: optional text description.
-        frames: how many new frames to add, at ``sample_rate``.
-        direction: "after" or "before".
+        kind: ``"melody"`` (chroma, ``values`` shaped (12, T)), ``"dynamics"`` (loudness
+            curve in dB, (T,)) or ``"rhythm"`` (onset/beat activation 0..1, (T,)).
+        values: the target curve as nested lists, or None when ``audio`` is given.
+        frame_rate: frames per second of ``values`` (Hz).
+        audio: path to reference audio to take the feature from instead of ``values``.
+        start, end: the time range the control covers, in output frames at the spec's
+            ``sample_rate`` (``end`` None = to the end); outside it the control is off.
+        strength: guidance weight (0 = off, 1 = default).
+    """
+
+    kind: str
+    values: Any = None
+    frame_rate: float = 0.0
+    audio: str | None = None
+    start: int = 0
+    end: int | None = None
+    strength: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (numpy values become nested lists)."""
+        d = dataclasses.asdict(self)
+        if isinstance(self.values, np.ndarray):
+            d["values"] = self.values.astype(np.float32).tolist()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ControlTarget:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored.
+
+        Raises:
+            InvalidJob: no ``kind``.
+        """
+        if "kind" not in d:
+            raise InvalidJob("a control target needs a 'kind' (melody, dynamics or rhythm)")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class GenerateSpec(MusicSpec):
+    """Generate new audio from a text prompt (no input audio).
+
+    Attributes:
+        frames: wanted length of each take in frames at ``sample_rate`` (exact).
+    """
+
+    task: ClassVar[str] = GENERATE
+    frames: int = 0
+
+
+@dataclass
+class ExtendSpec(MusicSpec):
+    """Continue ``audio`` (the source clip, up to the model's context) after its end or
+    before its start. Outputs hold only the new material, ``frames`` long; the source is
+    never part of an output.
+
+    Attributes:
+        frames: how many new frames to make, at ``sample_rate``.
+        direction: ``"after"`` or ``"before"``.
     """
 
     task: ClassVar[str] = EXTEND
-    prompt: str = ""
     frames: int = 0
     direction: str = "after"
 
 
 @dataclass
-class InpaintSpec(JobSpec):
-    """Regenerate part of ``audio``, keeping the rest.
+class InpaintSpec(MusicSpec):
+    """Regenerate regions of ``audio`` (which includes context around them), keeping the rest.
+
+    Outputs cover only the regions: ``take{v}`` for one region, ``take{v}_region{r}`` for
+    several; outside the regions the musician's audio is never replaced, so it stays
+    bit-identical.
 
     Attributes:
-        prompt: optional text description.
-        mask: ``(start, end)`` frames into ``audio`` to regenerate.
+        regions: ``(start, end)`` frames into ``audio`` to regenerate, sorted, not overlapping.
+        match_loudness: match each region's loudness to its context.
     """
 
     task: ClassVar[str] = INPAINT
-    prompt: str = ""
-    mask: tuple[int, int] = (0, 0)
+    regions: list[tuple[int, int]] = field(default_factory=list)
+    match_loudness: bool = True
+
+
+@dataclass
+class AddStemSpec(MusicSpec):
+    """Generate one new stem that fits ``audio`` (the mix of the context tracks).
+
+    Outputs are the new stem alone, as long as ``audio`` minus its context margins.
+
+    Attributes:
+        instrument: what to add: ``"bass"``, ``"drums"``, ``"guitar"``, ``"keys"``,
+            ``"strings"``, ``"vocals"``...
+    """
+
+    task: ClassVar[str] = ADD_STEM
+    instrument: str = ""
+
+
+@dataclass
+class RestyleSpec(MusicSpec):
+    """Re-render ``audio`` in a new style, keeping its melody and rhythm.
+
+    Attributes:
+        strength: 0 = keep the source as it is, 1 = follow only the new prompt.
+    """
+
+    task: ClassVar[str] = RESTYLE
+    strength: float = 0.5
 
 
 @dataclass
 class ConvertVoiceSpec(JobSpec):
-    """Convert the voice in ``audio`` to a target voice.
+    """Convert the voice in ``audio`` to a target voice. The output ``"audio"`` has exactly
+    the input's frame count at ``sample_rate``.
 
     Attributes:
-        target_voice: a voice/model id or a path to reference audio.
-        pitch_shift: semitones applied to the source F0.
+        target_voice: path to the voice model file (e.g. an RVC ``.pth``).
+        index_path: path to the voice's feature index (e.g. a faiss ``.index``), or None.
+        transpose: semitones applied to the source pitch.
     """
 
     task: ClassVar[str] = CONVERT_VOICE
     target_voice: str = ""
-    pitch_shift: float = 0.0
+    index_path: str | None = None
+    transpose: float = 0.0
 
 
 @dataclass

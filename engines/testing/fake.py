@@ -6,10 +6,14 @@ It serves every task without weights or torch:
   (``numpy.fft.rfft``), chunk by chunk through :func:`engines.chunking.overlap_add`; the
   bands sum to the input within float32 rounding. Stems are named ``low``, ``mid``,
   ``high`` for two crossovers (``band0..bandN`` otherwise).
-* ``generate``: a sine at ``frequency`` plus seeded white noise, stereo.
+* ``generate``: a sine at ``frequency`` plus seeded white noise, stereo, one take per variation.
 * ``extend``: ``frames`` new frames of that sine, continuing after (or before) the input.
-* ``inpaint``: the input with ``mask`` replaced by the sine.
+* ``inpaint``: the sine over each region (outputs cover the regions only).
+* ``add_stem``: the sine over the input's span; ``restyle``: the input ring-modulated by it.
 * ``convert_voice``: the input ring-modulated by the sine.
+
+Generative outputs follow :class:`engines.base.MusicSpec`: ``take{v}`` (or
+``take{v}_region{r}``) with ``data["placements"]``.
 * ``transcribe``: one note (at the pitch of ``frequency``) per chunk with energy.
 * ``analyze``: peak, RMS, length and a fixed tempo.
 
@@ -136,15 +140,18 @@ class FakeEngine(EngineBase):
         if spec.task == base.GENERATE:
             sr = int(spec.sample_rate or 44100)
             frames = int(getattr(spec, "frames", 0)) or sr
-            out = np.zeros((2, frames), np.float32)
-            for a, b in self._chunked(frames, sr, params, spec, progress, cancel, "generating"):
-                out[:, a:b] = self._sine(b - a, sr, params, spec.seed + a, start=a)
-            outputs, data = {"audio": out}, {}
+            outputs, data = {}, {"placements": {}}
+            for v in range(1, int(spec.variations) + 1):
+                out = np.zeros((2, frames), np.float32)
+                for a, b in self._chunked(frames, sr, params, spec, progress, cancel, "generating"):
+                    out[:, a:b] = self._sine(b - a, sr, params, spec.seed + v - 1 + a, start=a)
+                outputs[f"take{v}"] = out
+                data["placements"][f"take{v}"] = {"offset": 0, "variation": v, "region": None}
         else:
             audio, sr = spec.load_audio()
             before, after = spec.context
             outputs, data = self._run_on_audio(spec, params, audio, sr, progress, cancel)
-            trim = spec.task not in (base.EXTEND, base.ANALYZE, base.TRANSCRIBE)
+            trim = spec.task not in (base.EXTEND, base.ANALYZE, base.TRANSCRIBE, base.INPAINT)
             if trim and (before or after):
                 outputs = {k: v[:, before: v.shape[1] - after] for k, v in outputs.items()}
         result = JobResult(outputs=self._emit(spec, outputs, sr), sample_rate=sr, data=data)
@@ -178,19 +185,42 @@ class FakeEngine(EngineBase):
             return {n: bands[i] for i, n in enumerate(names) if n in wanted}, {}
         if task == base.EXTEND:
             n = int(getattr(spec, "frames", 0)) or sr
-            out = np.zeros((channels, n), np.float32)
             start = frames if spec.direction == "after" else -n  # type: ignore[attr-defined]
-            for a, b in self._chunked(n, sr, params, spec, progress, cancel, "extending"):
-                out[:, a:b] = self._sine(b - a, sr, params, spec.seed + a, start=start + a)[:channels]
-            return {"audio": out}, {"direction": spec.direction}  # type: ignore[attr-defined]
+            outputs, placements = {}, {}
+            for v in range(1, int(spec.variations) + 1):  # type: ignore[attr-defined]
+                out = np.zeros((channels, n), np.float32)
+                for a, b in self._chunked(n, sr, params, spec, progress, cancel, "extending"):
+                    out[:, a:b] = self._sine(b - a, sr, params, spec.seed + v - 1 + a, start=start + a)[:channels]
+                outputs[f"take{v}"] = out
+                placements[f"take{v}"] = {"offset": start, "variation": v, "region": None}
+            return outputs, {"direction": spec.direction, "placements": placements}  # type: ignore[attr-defined]
         if task == base.INPAINT:
-            m0, m1 = (int(x) for x in spec.mask)  # type: ignore[attr-defined]
-            if not 0 <= m0 <= m1 <= frames:
-                raise InvalidJob(f"inpaint mask {m0}..{m1} is outside the input (0..{frames} frames)")
-            out = audio.copy()
-            for a, b in self._chunked(m1 - m0, sr, params, spec, progress, cancel, "inpainting"):
-                out[:, m0 + a:m0 + b] = self._sine(b - a, sr, params, spec.seed + a, start=m0 + a)[:channels]
-            return {"audio": out}, {}
+            regions = [tuple(int(x) for x in r) for r in spec.regions]  # type: ignore[attr-defined]
+            if not regions:
+                raise InvalidJob("inpaint needs at least one region")
+            outputs, placements = {}, {}
+            for r, (m0, m1) in enumerate(regions, 1):
+                if not 0 <= m0 < m1 <= frames:
+                    raise InvalidJob(f"inpaint region {m0}..{m1} is outside the input (0..{frames} frames)")
+                for v in range(1, int(spec.variations) + 1):  # type: ignore[attr-defined]
+                    out = np.zeros((channels, m1 - m0), np.float32)
+                    for a, b in self._chunked(m1 - m0, sr, params, spec, progress, cancel, "inpainting"):
+                        out[:, a:b] = self._sine(b - a, sr, params, spec.seed + v - 1 + a, start=m0 + a)[:channels]
+                    name = f"take{v}" if len(regions) == 1 else f"take{v}_region{r}"
+                    outputs[name] = out
+                    placements[name] = {"offset": m0, "variation": v, "region": r}
+            return outputs, {"placements": placements}
+        if task in (base.ADD_STEM, base.RESTYLE):
+            before, after = spec.context
+            outputs, placements = {}, {}
+            for v in range(1, int(spec.variations) + 1):  # type: ignore[attr-defined]
+                out = np.empty_like(audio)
+                for a, b in self._chunked(frames, sr, params, spec, progress, cancel, "generating"):
+                    tone = self._sine(b - a, sr, params, spec.seed + v - 1 + a, start=a)[:channels]
+                    out[:, a:b] = tone if task == base.ADD_STEM else audio[:, a:b] * (2 * tone)
+                outputs[f"take{v}"] = out
+                placements[f"take{v}"] = {"offset": int(before), "variation": v, "region": None}
+            return outputs, {"placements": placements}
         if task == base.CONVERT_VOICE:
             out = np.empty_like(audio)
             for a, b in self._chunked(frames, sr, params, spec, progress, cancel, "converting"):
