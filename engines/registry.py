@@ -10,7 +10,7 @@ npe2 finds its plugins), so a package outside this one can add engines::
     separation = "engines.separation.manifest"
 
 Where no distribution declares the group (a source checkout that was never
-installed) the manifests of ``engines/*/manifest.py`` are read instead. Developer
+installed) every ``manifest.py`` under ``engines/`` is read instead. Developer
 manifests (the test engine, :mod:`engines.testing.manifest`) are added only when the
 environment variable ``SEED_STUDIO_DEV_ENGINES`` names them (comma-separated module
 names) or when the tests call :func:`register`; a musician never sees them.
@@ -51,8 +51,8 @@ def _manifest_modules() -> list[str]:
     names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if not names:
         root = Path(__file__).resolve().parent
-        names = [f"engines.{m.name}.manifest" for m in pkgutil.iter_modules([str(root)])
-                 if m.ispkg and m.name != "testing" and (root / m.name / "manifest.py").is_file()]
+        names = [m.name for m in pkgutil.walk_packages([str(root)], prefix="engines.")
+                 if m.name.endswith(".manifest") and not m.name.startswith("engines.testing.")]
     dev = [n.strip() for n in os.environ.get(ENV_DEV_ENGINES, "").split(",") if n.strip()]
     return list(dict.fromkeys([*names, *dev]))
 

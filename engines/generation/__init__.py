@@ -1,0 +1,1 @@
+"""Music generation engines: ACE-Step 1.5 (diffusers) and MusicGen (transformers)."""

@@ -1,0 +1,1 @@
+"""acestep engine package."""

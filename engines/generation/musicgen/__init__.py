@@ -1,0 +1,1 @@
+"""musicgen engine package."""

@@ -1,0 +1,1 @@
+"""Voice conversion engines (RVC v2 voice models)."""
