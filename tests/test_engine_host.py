@@ -14,7 +14,8 @@ import soundfile as sf
 
 from engines import base, registry
 from engines.base import HostCrashed, InvalidJob, JobCancelled, OutOfMemory
-from engines.host import EngineHost, HostConfig, OutputsHook, _Runner
+from engines.host import EngineHost, HostConfig, OutputsHook
+from engines.host.process import _Runner
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +226,7 @@ def test_lru_unloads_least_recently_used(register_engines):
 
 
 def test_results_are_plain_json():
-    from engines.host import _jsonable
+    from engines.host.protocol import jsonable as _jsonable
 
     assert _jsonable({"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2), "n": np.int64(3)}) == {
         "a": 1.5, "b": [0, 1, 2], "c": [1, 2], "n": 3}
@@ -242,3 +243,42 @@ def test_memory_pressure_unloads_before_loading(monkeypatch, register_engines):
     monkeypatch.setattr(devices, "free_memory", lambda device: 100 << 20)  # 100 MB left
     runner.engine_for(spec.replace(engine_id="fake-c"))
     assert [k[0] for k in runner.cache] == ["fake-c"] and not first.loaded
+
+
+def test_stopped_host_is_reported_not_responding_and_replaced():
+    """SIGSTOP freezes the host (heartbeat thread included): the job fails as not responding
+    once ``hang_timeout`` passes without a message, the host is killed, the next job runs."""
+    from engines.base import HostNotResponding
+
+    h = EngineHost(HostConfig(hang_timeout=2.0, heartbeat_interval=0.2), cancel_grace=1.0)
+    try:
+        h.start()
+        pid = h.pid
+        stopped = threading.Event()
+        heard = []
+
+        def on_event(e):
+            heard.append(e["type"])
+            if e["type"] == "progress" and e["fraction"] >= 0.05 and not stopped.is_set():
+                stopped.set()
+                os.kill(pid, signal.SIGSTOP)
+
+        with pytest.raises(HostNotResponding, match="stopped responding") as info:
+            h.run("stop1", slow_generate(seconds=60, delay=0.2), on_event)
+        assert stopped.is_set() and info.value.hint
+        assert not h.is_alive()
+        r = h.run("after-stop", slow_generate(seconds=1, delay=0.0))
+        assert h.pid != pid and sf.info(r.outputs["take1"]).frames == 8000
+    finally:
+        h.stop()
+
+
+def test_heartbeat_keeps_a_quiet_job_alive():
+    """A job that reports no progress for longer than hang_timeout (one long chunk) still
+    succeeds: the heartbeat thread speaks for it."""
+    h = EngineHost(HostConfig(hang_timeout=1.0, heartbeat_interval=0.2), cancel_grace=1.0)
+    try:
+        r = h.run("quiet", slow_generate(seconds=2, delay=1.5, chunk_seconds=2.0))
+        assert sf.info(r.outputs["take1"]).frames == 16000
+    finally:
+        h.stop()

@@ -20,7 +20,8 @@ boundary to the engine host; large audio should cross as WAV file paths, not arr
 """
 from engines.base.audio import load_audio, sha256_audio, write_output
 from engines.base.engine import Engine, EngineBase, resolve_params
-from engines.base.errors import (ChecksumMismatch, EngineError, EngineNotFound, HostCrashed, InvalidJob,
+from engines.base.errors import (ChecksumMismatch, EngineError, EngineNotFound, HostCrashed, HostNotResponding,
+                                 InvalidJob,
                                  JobCancelled, ModelDownloadError, ModelNotInstalled, OutOfMemory, UserError,
                                  error_from_dict, is_out_of_memory, register_error_type)
 from engines.base.progress import CancelToken, ProgressCallback, ProgressReporter
@@ -42,6 +43,7 @@ __all__ = [
     "EngineError",
     "EngineNotFound",
     "HostCrashed",
+    "HostNotResponding",
     "InvalidJob",
     "JobCancelled",
     "ModelDownloadError",

@@ -97,6 +97,13 @@ class HostCrashed(EngineError):
     default_hint = "the engine host restarts for the next job; if it keeps crashing, try a shorter region or the CPU"
 
 
+class HostNotResponding(HostCrashed):
+    """The engine host sent nothing (no progress, no heartbeat) for longer than its hang
+    timeout: it was stopped or hung. It has been killed; the project is untouched."""
+
+    default_hint = "the engine host restarts for the next job; if it happens again, run on the CPU or restart the app"
+
+
 _ERROR_TYPES: dict[str, type[EngineError]] = {
     cls.__name__: cls
     for cls in (
@@ -109,6 +116,7 @@ _ERROR_TYPES: dict[str, type[EngineError]] = {
         ModelDownloadError,
         ChecksumMismatch,
         HostCrashed,
+        HostNotResponding,
     )
 }
 
