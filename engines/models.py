@@ -378,3 +378,27 @@ def _http_incomplete() -> type[BaseException]:
     import http.client
 
     return http.client.IncompleteRead
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def local_model_hashes(path: str | os.PathLike, limit: int = 256) -> dict[str, str]:
+    """sha256 of every file of a local model (``--model-path``): a file, or the files of a
+    folder (relative paths, sorted; at most ``limit`` files, hidden ones skipped). Each
+    digest is cached per process by (path, size, mtime), so a model used for many jobs is
+    hashed once. Unreadable files map to ``"unreadable"``.
+    """
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    out: dict[str, str] = {}
+    for f in files[:limit]:
+        try:
+            st = f.stat()
+            key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+            if key not in _HASH_CACHE:
+                _HASH_CACHE[key] = sha256_file(f)
+            out[f.name if f == p else str(f.relative_to(p))] = _HASH_CACHE[key]
+        except OSError:
+            out[f.name if f == p else str(f.relative_to(p))] = "unreadable"
+    return out

@@ -42,9 +42,15 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("add_control_rhythm", "Track", "Add Rhythm Control Lane", "", "Beat and onset markers"),
     ("fill_controls", "Track", "Fill Control Lanes from Track…", "",
      "Compute melody, dynamics and rhythm of a track or MIDI clip"),
+    ("generate", "Engines", "&Generate…", "Ctrl+Shift+G", "Make new music from a prompt at the playhead or selection"),
+    ("extend", "Engines", "E&xtend Clip…", "", "Continue the selected clip (or track) by N bars"),
+    ("inpaint", "Engines", "&Inpaint Region…", "", "Regenerate the selected range of a track"),
+    ("add_stem", "Engines", "Add S&tem…", "", "Generate a new instrument that fits the selected tracks"),
+    ("restyle", "Engines", "&Restyle…", "", "Re-render the selected track or range in a new style"),
+    ("convert_voice", "Engines", "Convert &Voice…", "", "Sing the selected vocal again in another voice"),
     ("separate", "Engines", "&Separate…", "Ctrl+Shift+S", "Split the selected track or region into stems"),
     ("transcribe", "Engines", "&Transcribe to MIDI…", "", "Transcribe the selected audio to notes"),
-    ("analyze", "Engines", "&Analyze (tempo and grid)…", "", "Find tempo and beats; sets the grid"),
+    ("analyze", "Engines", "&Analyze Tempo and Key…", "", "Find tempo, beats, meter and key (optionally set the grid)"),
     ("take_activate", "Takes", "&Play Selected Take", "Ctrl+Return", "Make the selected take the one that plays"),
     ("take_audition", "Takes", "&Audition Selected Take", "Ctrl+Shift+Return",
      "Play the selected take over its range"),
@@ -61,12 +67,12 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
 MENUS = ["File", "Edit", "View", "Track", "Engines", "Takes", "Transport", "Help"]
 CHECKABLE = {"snap", "loop"}
 TOOLBAR = ["new", "open", "save", None, "undo", "redo", None, "play", "loop", "to_start", None,
-           "zoom_in", "zoom_out", "zoom_fit", "snap", None, "separate", "transcribe", "analyze"]
+           "zoom_in", "zoom_out", "zoom_fit", "snap", None, "generate", "separate", "transcribe", "analyze"]
 
 
 TOOLBAR_TEXT = {"undo": "Undo", "redo": "Redo", "new": "New", "open": "Open", "save": "Save", "play": "▶ Play", "loop": "⟳ Loop",
                 "to_start": "|◀", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
-                "separate": "Separate", "transcribe": "Transcribe", "analyze": "Analyze"}
+                "generate": "Generate", "separate": "Separate", "transcribe": "Transcribe", "analyze": "Analyze"}
 
 
 def create_actions(window) -> dict[str, QAction]:

@@ -87,7 +87,7 @@ def build_demo_project(bundle: str | Path, shared: str | Path, *, sample_rate: i
 def _fill_lanes(session, track: Track) -> None:
     """Melody, dynamics and rhythm lanes of ``track`` from its own audio (engines.features)."""
     from studio.model import edits
-    from ui.control_fill import compute_lanes
+    from studio.controls import compute_lanes
 
     source = f"track:{track.id}"
     lanes = compute_lanes(session.project, session.pool, source)

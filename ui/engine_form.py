@@ -1,9 +1,11 @@
-"""Forms generated from an engine's parameter JSON Schema, and the engine dialog.
+"""Forms generated from a JSON Schema: the task fields and engine parameters of the task
+dialog (:mod:`ui.task_dialog`).
 
-Each ``properties`` entry of ``EngineEntry.param_schema`` becomes one widget:
-``number`` -> QDoubleSpinBox, ``integer`` -> QSpinBox, ``boolean`` -> QCheckBox,
-``string`` with ``enum`` -> QComboBox, ``string`` -> QLineEdit, ``array`` of numbers
--> a comma-separated QLineEdit. ``title`` is the label, ``description`` the tooltip,
+Each ``properties`` entry becomes one widget: ``number`` -> QDoubleSpinBox, ``integer``
+-> QSpinBox, ``boolean`` -> QCheckBox, ``string`` with ``enum`` -> QComboBox,
+``string`` -> QLineEdit (``"x-widget": "multiline"``: a text box), nullable numbers and
+strings -> a QLineEdit whose empty text means null ("automatic"), ``array`` of an
+``enum`` -> a list of check boxes (e.g. stems), other arrays -> a comma-separated QLineEdit. ``title`` is the label, ``description`` the tooltip,
 ``default``/``minimum``/``maximum`` seed the widget (JSON Schema draft 2020-12, as the
 engines declare it). Properties documented as test hooks are not shown to musicians.
 Values are validated by :func:`engines.base.resolve_params` (the jsonschema library)
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                             QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QListWidget,
+                             QListWidgetItem, QPlainTextEdit, QSpinBox, QWidget)
 
 
 def _is_hidden(prop: dict) -> bool:
@@ -27,7 +30,8 @@ class SchemaForm(QWidget):
     Raises (constructor): nothing; unknown property types get a JSON text field.
     """
 
-    def __init__(self, schema: dict[str, Any], parent=None, *, show_hidden: bool = False):
+    def __init__(self, schema: dict[str, Any], parent=None, *, show_hidden: bool = False,
+                 empty_text: str = "No settings."):
         super().__init__(parent)
         self.schema = schema or {"type": "object", "properties": {}}
         self.widgets: dict[str, tuple[str, QWidget]] = {}
@@ -42,19 +46,19 @@ class SchemaForm(QWidget):
             self.widgets[name] = (kind, w)
             lay.addRow(str(prop.get("title", name.replace("_", " ").capitalize())), w)
         if not self.widgets:
-            lay.addRow(QLabel("This engine has no settings.", self))
+            lay.addRow(QLabel(empty_text, self))
 
     def _widget(self, prop: dict) -> tuple[str, QWidget]:
         t = prop.get("type")
         default = prop.get("default")
         if isinstance(t, list):  # e.g. ["number", "null"]: empty field = null ("automatic")
             base = next((x for x in t if x != "null"), "string")
-            if "null" in t and base in ("number", "integer"):
+            if "null" in t and base in ("number", "integer", "string") and "enum" not in prop:
                 w = QLineEdit(self)
                 w.setPlaceholderText("automatic")
                 if default is not None:
                     w.setText(str(default))
-                return ("null_int" if base == "integer" else "null_float"), w
+                return {"integer": "null_int", "number": "null_float"}.get(base, "null_str"), w
             t = base
         if "enum" in prop:
             w = QComboBox(self)
@@ -84,6 +88,22 @@ class SchemaForm(QWidget):
             w.setSingleStep(0.01 if span <= 2 else 0.1 if span <= 20 else 1.0)
             w.setValue(float(default if default is not None else max(float(lo), 0.0)))
             return "float", w
+        if t == "array" and (prop.get("items") or {}).get("enum"):
+            w = QListWidget(self)
+            chosen = set(default or [])
+            for v in prop["items"]["enum"]:
+                it = QListWidgetItem(str(v), w)
+                it.setData(Qt.ItemDataRole.UserRole, v)
+                it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                it.setCheckState(Qt.CheckState.Checked if v in chosen else Qt.CheckState.Unchecked)
+            w.setMaximumHeight(22 * min(6, max(1, w.count())) + 6)
+            return "array_enum", w
+        if t == "string" and prop.get("x-widget") == "multiline":
+            w = QPlainTextEdit(self)
+            w.setMaximumHeight(90)
+            if default:
+                w.setPlainText(str(default))
+            return "text", w
         if t == "array":
             w = QLineEdit(self)
             if isinstance(default, list):
@@ -110,6 +130,13 @@ class SchemaForm(QWidget):
                 out[name] = w.isChecked()
             elif kind in ("int", "float"):
                 out[name] = w.value()
+            elif kind == "array_enum":
+                out[name] = [w.item(i).data(Qt.ItemDataRole.UserRole) for i in range(w.count())
+                             if w.item(i).checkState() == Qt.CheckState.Checked]
+            elif kind == "text":
+                out[name] = w.toPlainText()
+            elif kind == "null_str":
+                out[name] = w.text().strip() or None
             elif kind in ("null_int", "null_float"):
                 text = w.text().strip()
                 try:
@@ -141,104 +168,15 @@ class SchemaForm(QWidget):
                 w.setChecked(bool(v))
             elif kind in ("int", "float"):
                 w.setValue(v)
+            elif kind == "array_enum":
+                for i in range(w.count()):
+                    on = w.item(i).data(Qt.ItemDataRole.UserRole) in set(v or [])
+                    w.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            elif kind == "text":
+                w.setPlainText(str(v or ""))
             elif kind.startswith("array"):
                 w.setText(", ".join(str(x) for x in v))
             elif kind.startswith("null_"):
                 w.setText("" if v is None else str(v))
             else:
                 w.setText(str(v))
-
-
-class EngineDialog(QDialog):
-    """Pick an engine for a task and fill its form. OK = submit (the caller connects ``accepted``).
-
-    Args:
-        task: a task name of :data:`engines.base.TASKS`.
-        target_text: what the job will work on, for the dialog's header.
-        engine_id: preselect this engine; default the first offline-capable one, so that
-            a fresh install works without downloads.
-    """
-
-    def __init__(self, task: str, target_text: str, parent=None, *, engine_id: str | None = None):
-        super().__init__(parent)
-        from engines.registry import list_engines
-
-        self.task = task
-        self.entries = list_engines(task)
-        self.setWindowTitle(task.replace("_", " ").capitalize())
-        self.setMinimumWidth(420)
-        lay = QVBoxLayout(self)
-        head = QLabel(f"<b>{task.replace('_', ' ').capitalize()}</b> on {target_text}", self)
-        head.setWordWrap(True)
-        lay.addWidget(head)
-        top = QFormLayout()
-        self.engine = QComboBox(self)
-        for e in self.entries:
-            self.engine.addItem((e.title or e.id) + ("" if e.offline else "  (needs model download)"), e.id)
-        top.addRow("Engine", self.engine)
-        self.seed_box = QSpinBox(self)
-        self.seed_box.setRange(0, 2**31 - 1)
-        top.addRow("Seed", self.seed_box)
-        lay.addLayout(top)
-        self.about = QLabel(self)
-        self.about.setWordWrap(True)
-        self.about.setStyleSheet("color:#9aa0a8;")
-        lay.addWidget(self.about)
-        self.form_host = QVBoxLayout()
-        lay.addLayout(self.form_host)
-        self.form: SchemaForm | None = None
-        self.error = QLabel(self)
-        self.error.setStyleSheet("color:#ff7b6b;")
-        self.error.setWordWrap(True)
-        lay.addWidget(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
-        buttons.accepted.connect(self._ok)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
-        self.engine.currentIndexChanged.connect(self._engine_changed)
-        if not self.entries:
-            self.about.setText("No engine can do this yet.")
-            buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
-            return
-        pick = 0
-        if engine_id is not None:
-            pick = next((i for i, e in enumerate(self.entries) if e.id == engine_id), 0)
-        else:
-            pick = next((i for i, e in enumerate(self.entries) if e.offline and e.id != "fake"),
-                        next((i for i, e in enumerate(self.entries) if e.offline), 0))
-        self.engine.setCurrentIndex(pick)
-        self._engine_changed(pick)
-
-    def _engine_changed(self, index: int) -> None:
-        if not 0 <= index < len(self.entries):
-            return
-        entry = self.entries[index]
-        self.about.setText(entry.description)
-        if self.form is not None:
-            self.form.setParent(None)
-            self.form.deleteLater()
-        self.form = SchemaForm(entry.param_schema, self)
-        self.form_host.addWidget(self.form)
-
-    def engine_id(self) -> str:
-        """The chosen engine's registry id."""
-        return self.engine.currentData()
-
-    def seed(self) -> int:
-        """The chosen random seed."""
-        return int(self.seed_box.value())
-
-    def params(self) -> dict[str, Any]:
-        """The form's parameters (see :meth:`SchemaForm.values`)."""
-        return self.form.values() if self.form is not None else {}
-
-    def _ok(self) -> None:
-        from engines.base import EngineError, resolve_params
-
-        try:
-            resolve_params(self.entries[self.engine.currentIndex()].param_schema, self.params())
-        except (EngineError, ValueError) as exc:
-            self.error.setText(str(exc))
-            return
-        self.accept()

@@ -77,12 +77,10 @@ class MainWindow(QMainWindow):
                 self.recent_menu = menus["File"].addMenu("Open &Recent")
                 self.recent_menu.aboutToShow.connect(self._fill_recent)
                 menus["File"].addSeparator()
-            if name in ("quit", "cut", "zoom_in", "models", "add_control_melody", "take_delete", "play"):
+            if name in ("quit", "cut", "zoom_in", "models", "add_control_melody", "take_delete", "play", "separate"):
                 menus[menu].addSeparator()
             menus[menu].addAction(self.actions_by_name[name])
         self.menus = menus
-        self.task_menu = menus["Engines"].addMenu("&More Engines")
-        self.task_menu.aboutToShow.connect(self._fill_task_menu)
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Transport")
@@ -658,62 +656,85 @@ class MainWindow(QMainWindow):
         self.jobs_panel.set_bridge(self._jobs)
         return self._jobs
 
+    def on_generate(self) -> None:
+        self.open_task_dialog("generate")
+
+    def on_extend(self) -> None:
+        self.open_task_dialog("extend")
+
+    def on_inpaint(self) -> None:
+        self.open_task_dialog("inpaint")
+
+    def on_add_stem(self) -> None:
+        self.open_task_dialog("add_stem")
+
+    def on_restyle(self) -> None:
+        self.open_task_dialog("restyle")
+
+    def on_convert_voice(self) -> None:
+        self.open_task_dialog("convert_voice")
+
     def on_separate(self) -> None:
-        self.open_engine_dialog("separate")
+        self.open_task_dialog("separate")
 
     def on_transcribe(self) -> None:
-        self.open_engine_dialog("transcribe")
+        self.open_task_dialog("transcribe")
 
     def on_analyze(self) -> None:
-        self.open_engine_dialog("analyze")
+        self.open_task_dialog("analyze")
 
-    def _fill_task_menu(self) -> None:
-        from engines.base import TASKS
+    def open_task_dialog(self, task_name: str, model_id: str | None = None, values: dict | None = None):
+        """Show the task's dialog (:class:`ui.task_dialog.TaskDialog`) for the selection;
+        submit on OK. Returns the dialog, or None when there is nothing to work on."""
+        from studio.tasks import get_task
+        from ui.task_dialog import TaskDialog
 
-        self.task_menu.clear()
-        try:
-            from engines.registry import list_engines
-        except ImportError:
-            return
-        for task in TASKS:
-            entries = list_engines(task)
-            if not entries:
-                continue
-            sub = self.task_menu.addMenu(task.replace("_", " ").capitalize())
-            for e in entries:
-                sub.addAction(e.title or e.id, lambda t=task, i=e.id: self.open_engine_dialog(t, i))
-
-    def open_engine_dialog(self, task: str, engine_id: str | None = None):
-        """Show the engine form for ``task`` on the selection; submit on OK."""
-        from ui.engine_form import EngineDialog
-
-        target = self.job_target()
+        if self.doc is None:
+            return None
+        target = self.job_target(task_name)
         if target is None:
             self.error("Select a track (click its header) or a time range on a track first.")
             return None
-        dlg = EngineDialog(task, target.describe(self.doc.project), self, engine_id=engine_id)
-        self._engine_dialog = dlg
-        dlg.accepted.connect(lambda: self.submit_job(task, dlg.engine_id(), dlg.params(), target,
-                                                     seed=dlg.seed()))
+        task = get_task(task_name)
+        dlg = TaskDialog(task, target.describe(self.doc.project), self, model_id=model_id, values=values)
+        self._task_dialog = dlg
+        dlg.accepted.connect(lambda: self.submit_task(task_name, target, dlg.request()))
         if self.ask:
             dlg.open()
         return dlg
 
-    def job_target(self):
-        """What an engine works on: the time selection on its first track, else the selected track."""
-        from ui.job_target import JobTarget
+    def job_target(self, task_name: str = "separate"):
+        """What a task works on (a :class:`studio.tasks.Target`): the time selection and its
+        tracks, else the selected track (generate: the playhead or the selection start; extend:
+        the selected clip; add stem: every track of the selection, or the selected track)."""
+        from studio.tasks import Target
 
         sel = self.canvas.selection
-        if not sel.empty and sel.track_ids:
-            return JobTarget(sel.track_ids[0], sel.start, sel.end)
+        has_range = not sel.empty and bool(sel.track_ids)
+        if task_name == "generate":
+            if not sel.empty:
+                return Target(start=int(sel.start), end=int(sel.end))
+            return Target(start=int(self.canvas.playhead))
+        if task_name == "extend":
+            clips = self.canvas.selected_clip_objects()
+            if clips:
+                return Target(clip_id=clips[0].id)
+        if task_name == "add_stem":
+            if has_range:
+                return Target(track_ids=tuple(sel.track_ids), start=int(sel.start), end=int(sel.end))
+            t = self.selected_track()
+            return None if t is None else Target(track_ids=(t.id,))
+        if has_range:
+            return Target(track_id=sel.track_ids[0], start=int(sel.start), end=int(sel.end))
         t = self.selected_track()
         if t is None:
             return None
-        return JobTarget(t.id, None, None)
+        return Target(track_id=t.id)
 
-    def submit_job(self, task: str, engine_id: str, params: dict, target, seed: int = 0):
-        """Submit a job on ``target`` through the job system; returns the bridge's job id."""
-        return self._run(self.jobs().submit, self.doc, task, engine_id, params, target, seed=seed)
+    def submit_task(self, task_name: str, target, request: dict | None = None):
+        """Submit a task job through the job system; returns the bridge's job id (None when
+        the request or target was refused: the message says why)."""
+        return self._run(self.jobs().submit, self.doc, task_name, target, request or {})
 
     # -- Takes ----------------------------------------------------------------------------------------
     def _selected_take(self):

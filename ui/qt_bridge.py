@@ -50,8 +50,10 @@ class JobsBridge(QObject):
         # import now what submitting and applying results need, not while a result is
         # being applied (compiling a module there stalls the window for tens of ms)
         import engines.registry  # noqa: F401
-        import studio.tasks.analyze  # noqa: F401
-        import studio.tasks.separate  # noqa: F401
+        import studio.jobs.tasks  # noqa: F401
+        from studio.tasks import all_tasks
+
+        all_tasks()  # every task module
 
         if manager is None:
             from studio.jobs.manager import JobManager
@@ -77,64 +79,50 @@ class JobsBridge(QObject):
         self._event.emit(event)
 
     # -- UI thread ---------------------------------------------------------------------
-    def submit(self, doc, task: str, engine_id: str, params: dict, target, *, seed: int = 0,
-               context: int = 0, **spec_fields) -> str:
-        """Queue ``task`` on ``engine_id`` for the target's audio. Returns the job's id at once.
+    def submit(self, doc, task: str, target, request: dict | None = None, *, label: str = "") -> str:
+        """Queue a task job (:mod:`studio.tasks`) on ``target``. Returns the job's id at once.
 
-        The input is rendered in a worker thread from a snapshot of the target track (so the
-        window never blocks, and later edits don't change a job already asked for); the
-        job then enters the manager's queue. The returned id is the one every signal uses.
+        The request is checked and the target validated here (so a mistake is reported
+        at once); the input is rendered in a worker thread from a snapshot of the tracks
+        the task reads (so the window never blocks, and later edits don't change a job
+        already asked for); the job then enters the manager's queue. The returned id is
+        the one every signal uses.
 
         Args:
             doc: the :class:`ui.document.Document`.
-            target: a :class:`ui.job_target.JobTarget`.
-            spec_fields: extra fields of the task's JobSpec (``stems``, ``prompt``...).
+            task: a task name (``"separate"``, ``"generate"``...).
+            target: a :class:`studio.tasks.Target`.
+            request: the request dict (see ``Task.request_schema``).
 
         Raises:
-            EngineError: unknown engine or task. JobError: MIDI track, empty track.
-            KeyError: the target track doesn't exist.
+            TaskError: bad request or target (the message says what to fix).
         """
-        import copy
         import threading
         import uuid
 
-        from engines.base import spec_class
-        from engines.registry import get_entry
-        from studio.jobs.manager import JobError
-        from studio.model.project import Project
+        from studio.jobs.inputs import snapshot
+        from studio.jobs.tasks import prepare_job
+        from studio.tasks import get_task
 
-        entry = get_entry(engine_id)
-        if task in ("generate", "inpaint") and target.start is not None and target.end is not None:
-            n = int(target.end) - int(target.start)
-            spec_fields.setdefault("frames" if task == "generate" else "mask", n if task == "generate" else (0, n))
-            context = 0
-        spec = spec_class(task)(engine_id=engine_id, model_id=entry.models[0] if entry.models else None,
-                                params=dict(params), seed=int(seed), **spec_fields)
+        t = get_task(task)
+        req = t.resolve(request)
         proj = doc.project
-        if task == "separate" and target.start is not None and not context:
-            try:  # let the model hear what surrounds the region (trimmed from its outputs)
-                from studio.tasks.separate import DEFAULT_REGION_CONTEXT_SECONDS
-            except ImportError:
-                DEFAULT_REGION_CONTEXT_SECONDS = 1.0
-            context = int(DEFAULT_REGION_CONTEXT_SECONDS * proj.sample_rate)
-        track = proj.track(target.track_id)
-        if track.kind != "audio":
-            raise JobError(f"track '{track.name}' is a MIDI track; engines take audio tracks")
-        # a small snapshot: the target track, the media table and the tempo map
-        snap = Project(name=proj.name, sample_rate=proj.sample_rate, tempo_map=copy.deepcopy(proj.tempo_map),
-                       tracks=[copy.deepcopy(track)], media=dict(proj.media), id=proj.id)
-        title = f"{task.replace('_', ' ').capitalize()} · {entry.title or engine_id} · {track.name}"
+        t.check_target(proj, target, req)
+        snap = snapshot(proj, t.input_tracks(proj, target, req))
+        title = label or t.label(proj, target, req)
         uid = "ui-" + uuid.uuid4().hex[:10]
         self._docs[uid] = doc
         self.states[uid] = "queued"
         self.job_added.emit(uid, title)
-        label = f"{entry.title or engine_id}: {track.name}"
+
+        class _Snap:  # what prepare reads: the snapshot and the (thread-safe) media pool
+            project, pool = snap, doc.pool
 
         def render_and_queue() -> None:
             try:
-                real = self.manager.submit_for_project(snap, doc.pool, spec, track_id=target.track_id,
-                                                       start=target.start, end=target.end, context=context,
-                                                       label=label)
+                _t, _req, spec, work_dir = prepare_job(self.manager, _Snap, t, target, req)
+                real = self.manager.submit(spec, label=title, task=t.name, target=target, request=req,
+                                           pool=doc.pool, work_dir=work_dir)
             except Exception as exc:  # shown as a failed job, in plain words
                 self._mapped.emit(uid, "", str(exc))
                 return
@@ -211,24 +199,27 @@ class JobsBridge(QObject):
 
     def apply(self, job_id: str) -> str:
         """Put a succeeded job's result into its project (one undo step). Returns a message."""
-        from engines.base import ANALYZE
+        from studio.jobs.tasks import apply_task_result
+        from studio.tasks import get_task
 
         doc = self._docs.get(job_id)
         if doc is None:
             return "Finished."
         real = self._real[job_id]
         job = self.manager.status(real)
-        if job.spec.task == ANALYZE:
-            return self._apply_analysis(doc, job, job_id)
+        task = get_task(job.task)
+        summary = task.summary(job.result, job.spec) if job.result is not None else ""
+        if job.task == "analyze" and job.result is not None:
+            self.analysis[job_id] = dict(job.result.data)
         self._clear_work_dir_async(job)
         before = {t.id for t in doc.project.tracks}
         with doc.group(f"Add result: {job.label}"):
-            cmd = self.manager.apply_result(real, doc.undo_stack, doc.pool)
+            cmd = apply_task_result(self.manager, real, doc)
             self._colour_new_tracks(doc, before)
         self.result_applied.emit(job_id)
         if cmd is None:
-            return "Finished (nothing to add)."
-        return f"Added to the project: {job.label} (undo with Ctrl+Z)."
+            return f"Finished: {summary}." if summary else "Finished (nothing to add)."
+        return f"Added to the project: {cmd.label} — {summary} (undo with Ctrl+Z)."
 
     @staticmethod
     def _colour_new_tracks(doc, before: set[str]) -> None:
@@ -271,36 +262,6 @@ class JobsBridge(QObject):
             return
         threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
                          name="job-cleanup", daemon=True).start()
-
-    def _apply_analysis(self, doc, job, job_id: str) -> str:
-        """Set the project grid from an analysis result (tempo and meter)."""
-        from studio.model import edits
-        from studio.model.timebase import TempoMap
-
-        data = dict(job.result.data if job.result else {})
-        self.analysis[job_id] = data
-        bpm = data.get("bpm", data.get("tempo"))
-        if not bpm:
-            return "Analysis finished (no tempo found)."
-        sig = doc.project.tempo_map.signatures[0]
-        num, den = data.get("time_signature") or (data.get("numerator", sig.numerator),
-                                                  data.get("denominator", sig.denominator))
-        num, den = int(num), int(den)
-        grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
-        tempo_map = TempoMap.constant(float(bpm), num, den)
-        if grid.get("beats") and grid.get("downbeats"):
-            # bar lines on the detected downbeats (studio.tasks.analyze, as the CLI does)
-            import numpy as np
-
-            from studio.tasks.analyze import tempo_map_from_beats
-
-            start = job.target.start if job.target is not None else 0
-            tempo_map = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid["downbeats"]),
-                                             float(bpm), doc.project.sample_rate, numerator=num,
-                                             denominator=den, start=int(start)).tempo_map
-        doc.push(edits.SetTempoMap(tempo_map))
-        self.result_applied.emit(job_id)
-        return f"Grid set to {float(bpm):.1f} BPM, {num}/{den} (undo with Ctrl+Z)."
 
     def shutdown(self) -> None:
         """Stop the manager's hosts and threads."""

@@ -247,6 +247,11 @@ class _Runner:
         prov.model_id = prov.model_id or spec.model_id
         prov.seed = spec.seed if prov.seed is None else prov.seed
         prov.device, prov.dtype, prov.chunk_scale = device, dtype, spec.chunk_scale
+        if spec.model_path:  # a local model used as is: record where it was and what it held
+            from engines.models import local_model_hashes
+
+            prov.extra.setdefault("model_path", spec.model_path)
+            prov.extra.setdefault("model_files", local_model_hashes(spec.model_path))
         if prov.model_id and (prov.licence is None or prov.revision is None):
             try:
                 from engines.registry import get_model

@@ -197,6 +197,66 @@ def load_safetensors(path: str | Path) -> Any:
     return load_safetensors_model(path).eval()
 
 
+def save_th(model: Any, path: str | Path) -> Path:
+    """Write ``model`` (a demucs model built with its ``capture_init`` arguments, e.g.
+    :func:`tiny_htdemucs`) as a legacy demucs ``.th`` package (class, init arguments,
+    float32 state), the layout :func:`load_th` reads. For tests and for users who keep
+    a fine-tune as one file. Returns ``path``."""
+    import torch
+
+    args, kwargs = model._init_args_kwargs
+    package = {"klass": model.__class__, "args": args, "kwargs": kwargs,
+               "state": {k: v.detach().float().cpu() for k, v in model.state_dict().items()}}
+    path = Path(path)
+    torch.save(package, str(path))
+    return path
+
+
+def load_model_path(path: str | Path) -> Any:
+    """Load a model the musician points at with ``--model-path``: one ``.th`` or
+    ``.safetensors`` file, or a folder holding one (or a bag: a ``.yaml`` naming its
+    members, each as ``<signature>.safetensors`` or ``<signature>-*.th`` in the folder).
+
+    Raises:
+        InvalidJob: nothing loadable there, several candidates without a bag file, a
+            bag member missing, or a file that can't be loaded safely.
+    """
+    p = Path(path)
+    if p.is_file():
+        if p.suffix == ".th":
+            return load_th(p)
+        if p.suffix == ".safetensors":
+            return load_safetensors(p)
+        raise InvalidJob(f"model file '{p}': not a demucs model (.th or .safetensors)")
+    if not p.is_dir():
+        raise InvalidJob(f"model folder '{p}' does not exist")
+    yamls = sorted(p.glob("*.yaml"))
+    if yamls:
+        import yaml
+
+        bag = yaml.safe_load(yamls[0].read_text()) or {}
+        models = []
+        for sig in [str(s) for s in bag.get("models", [])]:
+            if "/" in sig or "\\" in sig or sig.startswith("."):
+                raise InvalidJob(f"bag file '{yamls[0]}': member {sig!r} is not a plain file name")
+            st, th = p / f"{sig}.safetensors", sorted(p.glob(f"{sig}-*.th"))
+            if st.is_file():
+                models.append(load_safetensors(st))
+            elif th:
+                models.append(load_th(th[0]))
+            else:
+                raise InvalidJob(f"bag file '{yamls[0]}': member {sig} has no weight file in '{p}'")
+        if not models:
+            raise InvalidJob(f"bag file '{yamls[0]}' names no models")
+        from demucs.apply import BagOfModels
+
+        return BagOfModels(models, bag.get("weights"), bag.get("segment")).eval()
+    files = sorted([*p.glob("*.th"), *p.glob("*.safetensors")])
+    if len(files) != 1:
+        raise InvalidJob(f"model folder '{p}' holds {len(files)} model files; give one file, or add a bag .yaml")
+    return load_model_path(files[0])
+
+
 def load_pretrained(name: str, folder: str | Path) -> Any:
     """Load a pretrained model from ``folder`` (as installed by the model manager).
 

@@ -73,7 +73,14 @@ class DemucsEngine(EngineBase):
 
             empty_cache(self.device)
 
-    def _model(self, model_id: str) -> Any:
+    def _model(self, model_id: str, model_path: str | None = None) -> Any:
+        if model_path:
+            key = f"path:{model_path}"
+            if key not in self._models:
+                from engines.separation.demucs_adapter import load_model_path
+
+                self._models = {key: load_model_path(model_path)}  # one model resident at a time
+            return self._models[key]
         if model_id not in self._models:
             from engines.models import ModelManager
             from engines.separation.demucs_adapter import MODELS, load_pretrained
@@ -94,7 +101,7 @@ class DemucsEngine(EngineBase):
         t0 = time.monotonic()
         progress(0.0, "loading model")
         model_id = spec.model_id or self.default_model
-        model = self._model(model_id)
+        model = self._model(model_id, spec.model_path)
         t_load = time.monotonic()
         audio, sr = spec.load_audio()
         device = self.device or "cpu"
@@ -122,7 +129,7 @@ class DemucsEngine(EngineBase):
         from engines.separation.demucs_adapter import MODELS
 
         info = MODELS.get(model_id)
-        prov.revision = ",".join(info.files) if info else None
+        prov.revision = ",".join(info.files) if info and not spec.model_path else None
         prov.dtype = result.info["dtype"]
         prov.device = result.info["device"]
         prov.timings.update({"load": t_load - t0, "separate": result.info["seconds"]["total"], "total": time.monotonic() - t0})

@@ -28,8 +28,7 @@ from studio.errors import StudioError
 # Subcommand modules of other areas: each defines register(subparsers).
 PLUGIN_MODULES = (
     "studio.cli.models",
-    "studio.cli.separate",
-    "studio.cli.analyze",
+    "studio.cli.tasks",
     "studio.cli.tempo",
 )
 

@@ -6,16 +6,14 @@ and reports events (queued, started, progress, log, succeeded, failed, cancelled
 to listeners. Listeners are called **from a background thread**; the UI marshals
 them to Qt (``ui/qt_bridge.py``), the CLI can print them.
 
-For project work, :meth:`JobManager.submit_for_project` renders the job's input from
-the project (a track, or a region of it with context margins) into a WAV file in the
-job's temp folder. Its output audio is imported into the media pool by the engine host
-itself (:mod:`studio.jobs.outputs` as the host's outputs hook), so the studio process
-spends no time hashing and writing stems while the window runs (pool files are
-immutable and not yet referenced by the project). Nothing touches the project until
-the caller's thread calls :meth:`JobManager.apply_result`, which pushes ONE undoable step: ``AddMedia`` plus
-``AddTake`` (a take over the region on the source track), or ``AddTracks`` (stems,
-grouped under the source, which is muted), or a new MIDI track (transcription).
-A failed or cancelled job leaves the project untouched and no partial take.
+The manager knows nothing of tasks: :mod:`studio.jobs.tasks` prepares a task's job
+(its input rendered into the job's temp folder), submits it here with a media pool,
+and applies the result through the task's ``apply``. Output audio is imported into the
+media pool by the engine host itself (:mod:`studio.jobs.outputs` as the host's outputs
+hook), so the studio process spends no time hashing and writing stems while the window
+runs (pool files are immutable and not yet referenced by the project). Nothing touches
+the project until the caller's thread applies the result as ONE undoable step. A
+failed or cancelled job leaves the project untouched and no partial take.
 """
 from __future__ import annotations
 
@@ -31,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
-from engines import base
 from engines.base import EngineError, JobCancelled, JobResult, JobSpec
 from engines.host import EngineHost, HostConfig, OutputsHook
 from studio.errors import StudioError
@@ -52,22 +48,6 @@ class JobError(StudioError):
     """A job-manager request that can't be honoured (unknown job, job not finished,
     result already applied, bad target). Engine failures are reported as job states,
     not raised."""
-
-
-@dataclass
-class JobTarget:
-    """Where a job's input came from in the project, and where its result goes.
-
-    Attributes:
-        track_id: source track (None for a generation onto a new track).
-        start, end: the region in project samples, ``[start, end)``.
-        context: ``(before, after)`` margin samples rendered around the region.
-    """
-
-    track_id: str | None
-    start: int
-    end: int
-    context: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -105,7 +85,9 @@ class Job:
         error, hint: message and hint when failed or cancelled.
         result: the :class:`~engines.base.JobResult` when succeeded.
         media: output name -> imported ``MediaItem`` (project jobs).
-        target: :class:`JobTarget` for project jobs.
+        task: the task name (:mod:`studio.tasks`) for task jobs, else "".
+        target: the :class:`studio.tasks.base.Target` of a task job.
+        request: the resolved :class:`studio.tasks.base.Request` of a task job.
         log: log lines from the engine host.
         submitted, started, finished: ``time.monotonic()`` stamps.
         applied: True once :meth:`JobManager.apply_result` pushed its command.
@@ -126,7 +108,9 @@ class Job:
     hint: str = ""
     result: JobResult | None = None
     media: dict[str, Any] = field(default_factory=dict)
-    target: JobTarget | None = None
+    task: str = ""
+    target: Any = None
+    request: Any = None
     log: list[str] = field(default_factory=list)
     submitted: float = 0.0
     started: float | None = None
@@ -259,14 +243,21 @@ class JobManager:
 
     # ------------------------------------------------------------------ submit
 
-    def submit(self, spec: JobSpec, *, label: str = "", target: JobTarget | None = None,
+    def new_work_dir(self) -> Path:
+        """A new, empty temp folder for one job (inputs and outputs), under ``work_root``."""
+        wd = self.work_root / uuid.uuid4().hex[:12]
+        wd.mkdir(parents=True, exist_ok=True)
+        return wd
+
+    def submit(self, spec: JobSpec, *, label: str = "", task: str = "", target: Any = None, request: Any = None,
                pool: Any = None, work_dir: str | Path | None = None) -> str:
         """Queue a job and return its id.
 
         Args:
             spec: the job (``engine_id`` required).
             label: display name; default "<task> (<engine>)".
-            target: where the result goes in the project (set by :meth:`submit_for_project`).
+            task, target, request: the task job's identity (see :mod:`studio.jobs.tasks`);
+                kept on the job for applying its result.
             pool: a :class:`~studio.media.pool.MediaPool`: outputs are imported into it when
                 the job succeeds (on the worker thread).
             work_dir: the job's temp folder (default: a new one under ``work_root``).
@@ -283,67 +274,14 @@ class JobManager:
         wd.mkdir(parents=True, exist_ok=True)
         if spec.output_dir is None:
             spec = spec.replace(output_dir=str(wd / "out"))
-        job = Job(id=job_id, spec=spec, label=label or f"{spec.task} ({spec.engine_id})", target=target,
-                  submitted=time.monotonic(), work_dir=str(wd), pool=pool)
+        job = Job(id=job_id, spec=spec, label=label or f"{spec.task} ({spec.engine_id})", task=task, target=target,
+                  request=request, submitted=time.monotonic(), work_dir=str(wd), pool=pool)
         with self._lock:
             self._jobs[job_id] = job
         lane = self.lane(spec.device)
         self._emit(JobEvent(job_id, QUEUED))
         lane.queue.put(job_id)
         return job_id
-
-    def submit_for_project(
-        self,
-        project: Any,
-        pool: Any,
-        spec: JobSpec,
-        *,
-        track_id: str,
-        start: int | None = None,
-        end: int | None = None,
-        context: int = 0,
-        label: str = "",
-    ) -> str:
-        """Render a track (or ``[start, end)`` of it, with ``context`` margin samples on
-        each side) to a WAV file and queue ``spec`` on it.
-
-        Called on the thread that owns the project (it reads the model); the render
-        runs there too, so keep regions reasonable or render beforehand.
-
-        Args:
-            project: the live :class:`~studio.model.project.Project` (read only).
-            pool: its :class:`~studio.media.pool.MediaPool`.
-            spec: the job; its ``audio``, ``sample_rate``, ``region`` and ``context``
-                are filled in here.
-            track_id: the source track.
-            start, end: region in samples; default the extent of the track's clips.
-            context: margin samples rendered before and after the region (clamped at 0).
-
-        Raises:
-            JobError: unknown track, MIDI track, empty region.
-        """
-        try:
-            span = project.audio_track_span(track_id)
-        except KeyError:
-            raise JobError(f"no track {track_id} in the project") from None
-        except ValueError as exc:
-            raise JobError(str(exc)) from None
-        start = span[0] if start is None else start
-        end = span[1] if end is None else end
-        start, end = int(start), int(end)
-        if end <= start or start < 0:
-            raise JobError(f"the region {start}..{end} is empty")
-        a = max(0, start - int(context))
-        b = end + int(context)
-        audio = render_track(project, pool, track_id, a, b)
-        job_id_dir = self.work_root / uuid.uuid4().hex[:12]
-        job_id_dir.mkdir(parents=True, exist_ok=True)
-        wav = base.write_output(audio, project.sample_rate, job_id_dir, "input")
-        spec = spec.replace(audio=wav, sample_rate=project.sample_rate, region=(start, end),
-                            context=(start - a, b - end))
-        target = JobTarget(track_id, start, end, (start - a, b - end))
-        return self.submit(spec, label=label or f"{spec.task} '{project.track(track_id).name}'", target=target, pool=pool,
-                           work_dir=job_id_dir)
 
     # ------------------------------------------------------------------ control
 
@@ -476,134 +414,20 @@ class JobManager:
         media.update(import_into(job.pool, result.outputs, result.sample_rate, label=job.label))
         return media
 
-    # ------------------------------------------------------------------ results -> commands
+    # ------------------------------------------------------------------ results
 
-    def apply_result(self, job_id: str, undo_stack: Any, pool: Any = None, *, name: str | None = None) -> Any:
-        """Turn a finished job's result into ONE undoable step on ``undo_stack``.
-
-        Must be called on the thread that owns the undo stack (UI thread or the CLI's
-        main thread). The command added depends on the task and target:
-
-        * separate -> :func:`studio.tasks.separate.add_stem_items`: one track per stem
-          right after the source (``parent_id`` = source), each stem an active take aligned
-          with the region and carrying the provenance, and the source muted;
-        * transcribe -> a new MIDI track with one clip of ``data["notes"]``;
-        * other tasks with a target track -> ``AddMedia`` + ``AddTake`` on the source
-          track over the output's range (the region; after/before it for extend);
-        * no target track -> ``AddMedia`` + ``AddTracks`` with one new track.
-
-        Args:
-            job_id: a succeeded job.
-            undo_stack: the project's :class:`~studio.model.commands.UndoStack`.
-            pool: the media pool, if the job was submitted without one.
-            name: take/track name; default the job label.
-
-        Returns:
-            The pushed command (a group), or None when there is nothing to add
-            (analysis results: read ``status(job_id).result.data``).
+    def mark_applied(self, job_id: str) -> None:
+        """Record that the job's result entered the project, and delete its temp folder in
+        a thread (deleting minutes of float WAVs can take ~100 ms: not on the UI thread).
 
         Raises:
-            JobError: unknown job, not succeeded, already applied.
-            CommandError: the project changed so that the result no longer fits
-                (e.g. the source track was removed); the project is left unchanged.
+            JobError: unknown job, not succeeded, or already applied.
         """
-        from studio.model import edits
-        from studio.model.project import AudioClip, Take, Track
-
         with self._lock:
             job = self._get(job_id)
-            if job.state != SUCCEEDED or job.result is None:
+            if job.state != SUCCEEDED:
                 raise JobError(f"job '{job.label}' has not succeeded ({job.state}); nothing to apply")
             if job.applied:
                 raise JobError(f"the result of job '{job.label}' was already added")
-        result = job.result
-        project = undo_stack.project
-        if not job.media and result.outputs:
-            if pool is None:
-                raise JobError("apply_result needs the media pool for a job submitted without one")
-            job.pool = pool
-            job.media = self._import_outputs(job, result)
-        label = name or job.label
-        task = job.spec.task
-        target = job.target
-        prov = dict(result.provenance.to_dict())
-        start = target.start if target else 0
-
-        def clip_for(item: Any, at: int, clip_name: str) -> AudioClip:
-            return AudioClip(media_id=item.id, start=int(at), offset=0, length=int(item.frames), name=clip_name)
-
-        cmd = None
-        with undo_stack.group(f"Add result: {label}") as macro:
-            for item in job.media.values():
-                undo_stack.push(edits.AddMedia(item))
-            if task == base.SEPARATE and target is not None and target.track_id is not None:
-                from studio.tasks.separate import add_stem_items
-
-                add_stem_items(undo_stack, target.track_id, start, job.media, prov, label=f"Add stems: {label}")
-            elif task == base.SEPARATE:
-                tracks = [Track(name=f"{stem}", kind="audio", clips=[clip_for(item, start, stem)],
-                                provenance={**prov, "stem": stem})
-                          for stem, item in job.media.items()]
-                undo_stack.push(edits.AddTracks(tracks, label=f"Add stems: {label}"))
-            elif task == base.TRANSCRIBE:
-                from studio.tasks.analyze import midi_clip_from_notes
-
-                notes_s = result.data.get("notes") or []
-                end = target.end if target else start + max(
-                    (int(n["start"]) + int(n["length"]) for n in notes_s), default=project.sample_rate)
-                clip = midi_clip_from_notes(notes_s, project.tempo_map, project.sample_rate, start, end - start,
-                                            name=label)
-                track = Track(name=f"{label} (MIDI)", kind="midi", parent_id=target.track_id if target else None,
-                              provenance=prov, clips=[clip])
-                undo_stack.push(edits.AddTracks([track], label=f"Add MIDI: {label}"))
-            elif job.media:
-                if target is not None and target.track_id is not None:
-                    item = next(iter(job.media.values()))
-                    at = start
-                    if task == base.EXTEND:
-                        at = target.end if getattr(job.spec, "direction", "after") == "after" else start - item.frames
-                        if at < 0:
-                            raise JobError("the extension would start before the project start")
-                    clips = [clip_for(item, at, label)]
-                    take = Take(name=label, clips=clips, provenance=prov)
-                    undo_stack.push(edits.AddTake(target.track_id, at, at + item.frames, take, activate=True))
-                else:
-                    tracks = [Track(name=f"{label} {n}" if len(job.media) > 1 else label, kind="audio",
-                                    provenance=prov, clips=[clip_for(item, start, n)]) for n, item in job.media.items()]
-                    undo_stack.push(edits.AddTracks(tracks, label=f"Add: {label}"))
-            cmd = macro
-        if cmd is None or not cmd.commands:
-            return None
-        with self._lock:
             job.applied = True
-        # the outputs are in the pool now; deleting minutes of float WAVs can take ~100 ms,
-        # so it happens off the caller's (UI) thread
-        threading.Thread(target=shutil.rmtree, args=(job.work_dir, True), daemon=True,
-                         name="job-cleanup").start()
-        return cmd
-
-
-# ====================================================================== input rendering
-
-
-def render_track(project: Any, pool: Any, track_id: str, start: int, end: int) -> np.ndarray:
-    """The audio a track's clips play in ``[start, end)`` samples, pre-fader, as stereo
-    float32 ``(2, frames)``: the input of an engine job.
-
-    Pre-fader means clip gain and fades, and active takes replacing the track's own
-    clips inside their range; no track gain, pan, mute or effects (a muted source
-    still separates). Uses ``studio.audio.render.render_track_raw`` (the app's render path).
-
-    Raises:
-        JobError: unknown track, empty range.
-        RenderError: missing media (from ``studio.audio.render``).
-    """
-    from studio.audio.render import render_track_raw
-
-    if end <= start:
-        raise JobError(f"the range {start}..{end} is empty")
-    try:
-        project.track(track_id)
-    except KeyError:
-        raise JobError(f"no track {track_id} in the project") from None
-    return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32)
+        threading.Thread(target=shutil.rmtree, args=(job.work_dir, True), daemon=True, name="job-cleanup").start()

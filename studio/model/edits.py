@@ -593,9 +593,9 @@ class SetControlLane(Command):
 
 
 class SetProjectProperty(Command):
-    """Set ``name`` or ``master_gain_db`` of the project."""
+    """Set ``name``, ``master_gain_db`` or ``key`` of the project."""
 
-    FIELDS = {"name", "master_gain_db"}
+    FIELDS = {"name", "master_gain_db", "key"}
 
     def __init__(self, field: str, value: Any):
         if field not in self.FIELDS:

@@ -457,6 +457,8 @@ class Project(_Serial):
         loop: the loop region, or None.
         media: media items by id.
         master_gain_db: master fader, dB.
+        key: the song's key, e.g. ``"E minor"`` (set by the musician or from an analysis);
+            None = not known. Generation engines are conditioned on it.
     """
 
     name: str = "Untitled"
@@ -468,6 +470,7 @@ class Project(_Serial):
     loop: Region | None = None
     media: dict[str, MediaItem] = field(default_factory=dict)
     master_gain_db: float = 0.0
+    key: str | None = None
     id: str = field(default_factory=new_id)
 
     # -- look-ups -----------------------------------------------------------
@@ -603,5 +606,6 @@ class Project(_Serial):
             regions=[Region.from_dict(r) for r in d.get("regions", [])],
             loop=Region.from_dict(d["loop"]) if d.get("loop") else None,
             media={str(k): MediaItem.from_dict(v) for k, v in d.get("media", {}).items()},
-            master_gain_db=float(d.get("master_gain_db", 0.0)), id=str(d["id"]),
+            master_gain_db=float(d.get("master_gain_db", 0.0)),
+            key=str(d["key"]) if d.get("key") else None, id=str(d["id"]),
         )

@@ -1,40 +1,27 @@
-"""Project-level analysis operations: the bridge from audio to the grid and to MIDI.
+"""Analyze: tempo, beats, meter and key of a track; optionally the project's grid from it.
 
-* :func:`tempo_map_from_beats` - a beat grid (tempo, beats, downbeats, meter) found in
-  audio that starts at a timeline sample -> a :class:`~studio.model.timebase.TempoMap` whose
-  bar lines fall on the downbeats (constant tempo, or one tempo per bar).
-* :func:`analyze_track` / :func:`set_grid_from_track` - run the ``music-analysis``
-  engine on a track's audio and set the project's tempo map (one undo step).
-* :func:`midi_clip_from_notes` / :func:`add_transcription_track` /
-  :func:`transcribe_track` - transcribe a track with ``basic-pitch`` (or
-  ``fcpe-melody``) and add the notes as a MIDI clip on a new MIDI track, aligned with
-  the source (one undo step).
-
-Engines run in-process here (the CLI path; the app goes through ``studio.jobs.manager`` and
-the engine host, whose results use the same data layout). Results enter the project
-only through ``studio.model.edits`` commands pushed on the session's undo stack.
+:func:`tempo_map_from_beats` fits a :class:`~studio.model.timebase.TempoMap` to detected
+beats so that bar lines fall on the downbeats (constant tempo, or one tempo per bar).
+The task's ``set_grid`` field decides whether the result changes the project: ``"no"``
+(the default) only reports tempo, meter and key; ``"constant"`` or ``"varying"`` set
+the tempo map (and the project key) as ONE undoable step.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from studio.errors import StudioError
-from studio.model.project import MidiClip, Note, PitchBend, Track
+from engines.base import AnalyzeSpec, JobResult, JobSpec
+from studio.jobs.inputs import render_input
+from studio.model import edits
+from studio.model.commands import Command, MacroCommand
 from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
+from studio.tasks.base import Request, Target, Task, TaskError
 
-__all__ = ["AnalysisError", "GridFit", "tempo_map_from_beats", "track_span", "analyze_audio", "analyze_track",
-           "set_grid_from_track", "midi_clip_from_notes", "add_transcription_track", "transcribe_audio",
-           "transcribe_track", "BEND_RANGE_SEMITONES"]
-
-BEND_RANGE_SEMITONES = 2.0
 _SNAP_SECONDS = 0.06  # a first downbeat closer than this to the anchor is snapped onto it
-
-
-class AnalysisError(StudioError):
-    """An analysis could not be done (no audio on the track, no beats found, engine error)."""
 
 
 @dataclass
@@ -154,183 +141,58 @@ def _dedupe(tempos: list[TempoChange]) -> list[TempoChange]:
     return out
 
 
-# ------------------------------------------------------------------ tracks -> audio
+class AnalyzeTask(Task):
+    """Tempo, beats, downbeats, meter (Beat This! or the DSP tracker) and key."""
 
-def track_span(project: Any, track_id: str) -> tuple[int, int]:
-    """``(start, end)`` timeline samples covered by an audio track's clips and takes
-    (:meth:`studio.model.project.Project.audio_track_span`).
+    name = "analyze"
+    title = "Analyze tempo and key…"
+    description = "Find the tempo, beats, meter and key of a track; optionally set the project's grid from it."
+    fields = {
+        "set_grid": {"type": "string", "enum": ["no", "constant", "varying"], "default": "no",
+                     "title": "Set the project grid",
+                     "description": "no = only report; constant = one tempo with bar lines on the downbeats; "
+                                    "varying = one tempo per bar, every downbeat on a bar line."},
+    }
+    preferred_model = "beat-this-final0"
 
-    Raises:
-        AnalysisError: unknown track, not an audio track, or no clips.
-    """
-    try:
-        return project.audio_track_span(track_id)
-    except KeyError:
-        raise AnalysisError(f"no track {track_id!r} in the project") from None
-    except ValueError as exc:
-        raise AnalysisError(str(exc)) from None
+    def check_target(self, project: Any, target: Target, request: Request) -> None:
+        super().check_target(project, target, request)
+        if target.track_id is None:
+            raise TaskError("choose the track to analyse")
+        target.span(project)
 
+    def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
+        project = session.project
+        start, end = target.span(project)
+        wav = render_input(project, session.pool, [target.track_id], start, end, work_dir)
+        features = ["beats", "key"]
+        return AnalyzeSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(start, end),
+                           features=features)
 
-def _track_audio(project: Any, pool: Any, track_id: str) -> tuple[np.ndarray, int]:
-    from studio.audio.render import render_track_raw
+    def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
+              media: dict[str, Any]) -> Command | None:
+        mode = request.fields.get("set_grid", "no")
+        if mode == "no":
+            return None
+        data = result.data
+        grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
+        if not grid.get("beats"):
+            raise TaskError("no beats were found on the track; the grid is unchanged")
+        num, den = data.get("time_signature") or (4, 4)
+        start = spec.region[0] if spec.region else 0
+        fit = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid.get("downbeats") or []),
+                                   float(data["bpm"]), session.project.sample_rate, numerator=int(num),
+                                   denominator=int(den), start=int(start), mode=mode)
+        cmds: list[Command] = [edits.SetTempoMap(fit.tempo_map)]
+        key = (data.get("key") or {}).get("name")
+        if key:
+            cmds.append(edits.SetProjectProperty("key", str(key)))
+        return MacroCommand(f"Set the grid from the analysis ({float(data['bpm']):.1f} BPM, {num}/{den})", cmds)
 
-    start, end = track_span(project, track_id)
-    return np.asarray(render_track_raw(project, pool, track_id, start, end), dtype=np.float32), start
-
-
-def _run_engine(engine_id: str, spec: Any, progress: Callable[[float], None] | None, engine: Any = None) -> Any:
-    from engines.base import CancelToken, EngineError, ProgressReporter
-    from engines.registry import get_engine_class
-
-    reporter = ProgressReporter((lambda f, _stage, _eta: progress(f)) if progress else None)
-    try:
-        eng = engine if engine is not None else get_engine_class(engine_id)()
-        if not eng.loaded:
-            eng.load("cpu")
-        return eng.run(spec, reporter, CancelToken())
-    except EngineError as exc:
-        raise AnalysisError(f"{engine_id}: {exc}") from exc
-
-
-def analyze_audio(audio: np.ndarray, sample_rate: int, *, params: dict[str, Any] | None = None,
-                  features: list[str] | None = None, progress: Callable[[float], None] | None = None,
-                  engine: Any = None) -> dict[str, Any]:
-    """Tempo, beats, meter and key of ``(channels, frames)`` audio with the ``music-analysis`` engine.
-
-    Returns:
-        the engine's ``JobResult.data`` (keys ``bpm``, ``beat_count``, ``time_signature``,
-        ``beats``, ``key``, ``beat_tracker``), plus ``provenance``.
-
-    Raises:
-        AnalysisError: the engine failed (message says why).
-    """
-    from engines.base import AnalyzeSpec
-
-    spec = AnalyzeSpec(engine_id="music-analysis", audio=np.asarray(audio, dtype=np.float32),
-                       sample_rate=int(sample_rate), params=dict(params or {}), features=list(features or []))
-    result = _run_engine("music-analysis", spec, progress, engine)
-    return {**result.data, "provenance": result.provenance.to_dict()}
-
-
-def analyze_track(session: Any, track_id: str, **kwargs: Any) -> tuple[dict[str, Any], int]:
-    """:func:`analyze_audio` on a track's pre-fader audio. Returns ``(data, start_sample)``."""
-    audio, start = _track_audio(session.project, session.pool, track_id)
-    return analyze_audio(audio, session.project.sample_rate, **kwargs), start
-
-
-def set_grid_from_track(session: Any, track_id: str, *, mode: str = "constant", params: dict[str, Any] | None = None,
-                        progress: Callable[[float], None] | None = None, engine: Any = None) -> tuple[GridFit, dict]:
-    """Analyse a track and set the project's tempo map and bar grid from it (one undo step).
-
-    Args:
-        session: a :class:`~studio.io.session.Session` (project, pool, undo_stack).
-        track_id: an audio track.
-        mode: ``"constant"`` or ``"varying"`` (see :func:`tempo_map_from_beats`).
-        params: ``music-analysis`` engine parameters.
-
-    Returns:
-        ``(GridFit, analysis data)``.
-
-    Raises:
-        AnalysisError: no audio, no beats found, engine failure.
-    """
-    from studio.model import edits
-
-    data, start = analyze_track(session, track_id, params=params, features=["beats"], progress=progress,
-                                engine=engine)
-    grid = data.get("beats") or {}
-    if not grid.get("beats"):
-        raise AnalysisError("no beats were found on the track; the grid is unchanged")
-    num, den = data["time_signature"]
-    fit = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid["downbeats"]), float(data["bpm"]),
-                               session.project.sample_rate, numerator=int(num), denominator=int(den),
-                               start=start, mode=mode)
-    session.undo_stack.push(edits.SetTempoMap(fit.tempo_map))
-    return fit, data
-
-
-# ------------------------------------------------------------------ notes -> MIDI
-
-def midi_clip_from_notes(notes: list[dict[str, Any]], tempo_map: TempoMap, sample_rate: int, start: int,
-                         length: int, *, name: str = "", pitch_bends: bool = True) -> MidiClip:
-    """A MIDI clip from engine notes (``{pitch, velocity, start, length, pitch_bends}``, samples
-    relative to ``start``), placed at timeline sample ``start`` and converted with the tempo map.
-
-    Pitch bends (semitones) become 14-bit values for a +-2 semitone range, kept only for
-    notes that overlap no other note (one bend wheel per channel) and reset after each note.
-    """
-    t0 = tempo_map.sample_to_tick(start, sample_rate)
-    out_notes: list[Note] = []
-    bends: list[PitchBend] = []
-    spans = [(int(n["start"]), int(n["start"]) + int(n["length"])) for n in notes]
-    for i, n in enumerate(notes):
-        a = tempo_map.sample_to_tick(start + int(n["start"]), sample_rate) - t0
-        b = tempo_map.sample_to_tick(start + int(n["start"]) + int(n["length"]), sample_rate) - t0
-        out_notes.append(Note(int(n["pitch"]), int(np.clip(int(n["velocity"]), 1, 127)), int(a), max(1, int(b - a))))
-        pb = n.get("pitch_bends") or []
-        s, e = spans[i]
-        alone = not any(j != i and spans[j][0] < e and s < spans[j][1] for j in range(len(spans)))
-        if pitch_bends and pb and alone:
-            last = None
-            for pos, semis in pb:
-                v = int(np.clip(round(float(semis) / BEND_RANGE_SEMITONES * 8191), -8192, 8191))
-                if v != last:
-                    tick = max(int(a), tempo_map.sample_to_tick(start + int(pos), sample_rate) - t0)
-                    bends.append(PitchBend(int(tick), v))
-                    last = v
-            if last not in (None, 0):
-                bends.append(PitchBend(int(a) + max(1, int(b - a)), 0))
-    clip_len = max(1, tempo_map.sample_to_tick(start + int(length), sample_rate) - t0)
-    bends.sort(key=lambda p: p.tick)
-    return MidiClip(start=int(t0), length=int(clip_len), notes=out_notes, pitch_bends=bends, name=name)
-
-
-def add_transcription_track(session: Any, notes: list[dict[str, Any]], start: int, length: int, *, name: str,
-                            parent_id: str | None = None, program: int = 0,
-                            provenance: dict[str, Any] | None = None) -> Track:
-    """Add a new MIDI track holding one clip of ``notes`` aligned with timeline sample ``start``
-    (one undo step: ``AddTrack``). Returns the track."""
-    from studio.model import edits
-
-    p = session.project
-    clip = midi_clip_from_notes(notes, p.tempo_map, p.sample_rate, start, length, name=name)
-    track = Track(name=name, kind="midi", clips=[clip], parent_id=parent_id, program=int(program))
-    session.undo_stack.push(edits.AddTrack(track))
-    return track
-
-
-def transcribe_audio(audio: np.ndarray, sample_rate: int, *, engine_id: str = "basic-pitch",
-                     params: dict[str, Any] | None = None, progress: Callable[[float], None] | None = None,
-                     output_dir: str | None = None, engine: Any = None) -> Any:
-    """Run a transcription engine (``basic-pitch`` or ``fcpe-melody``) on audio.
-
-    Returns:
-        the engine's ``JobResult`` (``data["notes"]``; ``files["midi"]`` with ``output_dir``).
-
-    Raises:
-        AnalysisError: engine failure.
-    """
-    from engines.base import TranscribeSpec
-
-    spec = TranscribeSpec(engine_id=engine_id, audio=np.asarray(audio, dtype=np.float32), sample_rate=int(sample_rate),
-                          params=dict(params or {}), output_dir=output_dir)
-    return _run_engine(engine_id, spec, progress, engine)
-
-
-def transcribe_track(session: Any, track_id: str, *, engine_id: str = "basic-pitch",
-                     params: dict[str, Any] | None = None, progress: Callable[[float], None] | None = None,
-                     engine: Any = None) -> Track:
-    """Transcribe an audio track and add the notes on a new MIDI track aligned with it.
-
-    The new track is named ``"<source> (MIDI)"`` and its ``parent_id`` is the source track.
-
-    Raises:
-        AnalysisError: no audio on the track, engine failure.
-    """
-    audio, start = _track_audio(session.project, session.pool, track_id)
-    result = transcribe_audio(audio, session.project.sample_rate, engine_id=engine_id, params=params,
-                              progress=progress, engine=engine)
-    src = session.project.track(track_id)
-    return add_transcription_track(session, result.data.get("notes") or [], start, audio.shape[-1],
-                                   name=f"{src.name} (MIDI)", parent_id=track_id,
-                                   provenance=result.provenance.to_dict())
+    def summary(self, result: JobResult, spec: JobSpec) -> str:
+        d = result.data
+        num, den = d.get("time_signature") or (4, 4)
+        key = (d.get("key") or {}).get("name") or "unknown key"
+        bpm = d.get("bpm")
+        tempo = f"{float(bpm):.1f} BPM" if bpm else "tempo unknown"
+        return f"{tempo}, {num}/{den}, {key}, {d.get('beat_count', 0)} beats ({d.get('beat_tracker', '?')})"

@@ -740,8 +740,13 @@ class ArrangeCanvas(QWidget):
     def contextMenuEvent(self, e) -> None:  # noqa: N802
         win = self.window()
         menu = QMenu(self)
-        for name in ("split", "delete", "copy", "cut", "paste", "open_piano_roll",
-                     "take_activate", "take_delete", "take_comp"):
+        for name in ("split", "delete", "copy", "cut", "paste", "open_piano_roll", None,
+                     "take_activate", "take_delete", "take_comp", None,
+                     "generate", "extend", "inpaint", "add_stem", "restyle", "convert_voice", "separate",
+                     "transcribe", "analyze"):
+            if name is None:
+                menu.addSeparator()
+                continue
             act = getattr(win, "actions_by_name", {}).get(name)
             if act is not None:
                 menu.addAction(act)

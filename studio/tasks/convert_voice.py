@@ -1,0 +1,86 @@
+"""Convert voice: a vocal (a track, or the selection) sung again in another voice, as a
+take over exactly the same range. The voice is a name from the voices library
+(``seed-studio voices list``) or a path to a voice model file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engines.base import ConvertVoiceSpec, JobResult, JobSpec
+from studio.jobs.inputs import render_input
+from studio.model.commands import Command, MacroCommand
+from studio.tasks import music
+from studio.tasks.base import Request, Target, Task, TaskError
+
+CONSENT = "Converting someone's voice needs their consent."
+
+
+def resolve_voice(voice: str, index: str | None = None) -> tuple[str, str | None]:
+    """``(model file, index file or None)`` for a voice name from the library or a path.
+
+    Raises:
+        TaskError: no such voice and no such file.
+    """
+    p = Path(voice).expanduser()
+    if p.is_file():
+        return str(p.resolve()), index
+    try:
+        from studio.voices import VoiceLibrary
+    except ImportError:  # pragma: no cover - the library ships with the app
+        VoiceLibrary = None  # type: ignore[assignment]
+    if VoiceLibrary is not None:
+        lib = VoiceLibrary()
+        try:
+            v = lib.get(voice)
+        except Exception as exc:
+            raise TaskError(f"no voice named '{voice}' (add one with `seed-studio voices import`): {exc}") from None
+        return str(v.model_path), index or (str(v.index_path) if getattr(v, "index_path", None) else None)
+    raise TaskError(f"no voice named '{voice}' and no file '{voice}'")
+
+
+class ConvertVoiceTask(Task):
+    """Voice conversion (RVC v2 voice models)."""
+
+    name = "convert_voice"
+    title = "Convert voice…"
+    description = "Sing a vocal again in another voice (a take over the same range). " + CONSENT
+    fields = {
+        "voice": {"type": "string", "minLength": 1, "title": "Voice",
+                  "description": "A voice from the voices library (its name) or a path to a voice model (.pth)."},
+        "index": {"type": ["string", "null"], "default": None, "title": "Feature index",
+                  "description": "The voice's .index file; empty = the one stored with the voice."},
+        "transpose": {"type": "number", "minimum": -24, "maximum": 24, "default": 0, "title": "Transpose (semitones)",
+                      "description": "Shift the sung pitch, e.g. +12 for a male vocal to a female voice."},
+    }
+    required = ("voice",)
+
+    def check_target(self, project: Any, target: Target, request: Request) -> None:
+        super().check_target(project, target, request)
+        if target.track_id is None:
+            raise TaskError("choose the vocal track to convert")
+        if project.track(target.track_id).kind != "audio":
+            raise TaskError(f"track '{project.track(target.track_id).name}' is a MIDI track; convert an audio track")
+        target.span(project)
+        resolve_voice(request.fields["voice"], request.fields.get("index"))
+
+    def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
+        project = session.project
+        s, e = target.span(project)
+        model, index = resolve_voice(request.fields["voice"], request.fields.get("index"))
+        wav = render_input(project, session.pool, [target.track_id], s, e, work_dir)
+        return ConvertVoiceSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(s, e),
+                                target_voice=model, index_path=index, transpose=float(request.fields["transpose"]))
+
+    def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
+              media: dict[str, Any]) -> Command | None:
+        if not media:
+            return None
+        item = media.get("audio") or next(iter(media.values()))
+        s = int(spec.region[0])
+        places = [{"name": "audio", "item": item, "start": s, "end": s + int(item.frames), "variation": 1,
+                   "region": None}]
+        prov = {**result.provenance.to_dict(), "voice": request.fields["voice"]}
+        fields = {"prompt": Path(str(request.fields["voice"])).stem}
+        cmds = music.takes_commands(target.track_id, places, prov, fields, request.model.id)
+        return MacroCommand(f"Convert voice of '{session.project.track(target.track_id).name}'", cmds)
