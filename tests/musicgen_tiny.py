@@ -114,6 +114,8 @@ def build_tiny_musicgen(folder: str | Path, *, melody: bool = False, stereo: boo
         with torch.no_grad():  # livelier logits than the 0.02-std init, so that samples and greedy paths differ
             for head in model.decoder.lm_heads:
                 head.weight.mul_(25.0)
+            if melody:  # a chroma prefix that matters (init std 0.02 would make it a whisper)
+                model.audio_enc_to_dec_proj.weight.mul_(50.0)
             for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero: give them entries
                 book = layer.codebook
                 book.embed.copy_(torch.randn_like(book.embed))
