@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 
 from engines.voice.checkpoint import VoiceModelError, build_synthesizer, load_voice, read_checkpoint  # noqa: E402
 from engines.voice.rvc_models import SynthesizerTrnMs256NSFsid, SynthesizerTrnMs768NSFsid  # noqa: E402
-from tests.voice_tiny import CONFIGS, SCHEMA_DIGESTS, checkpoint_dict, schema_digest, write_checkpoint  # noqa: E402
+from tests.voice_tiny import (CONFIGS, SCHEMA_DIGESTS, checkpoint_dict, one_torch_thread,  # noqa: E402,F401
+                              schema_digest, write_checkpoint)
 
 
 @pytest.fixture(scope="module")

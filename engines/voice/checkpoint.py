@@ -129,6 +129,9 @@ def _safe_torch_load(path: Path) -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise VoiceModelError(f"the voice model '{path.name}' can't be read ({_short(exc)})",
                               "the file may be truncated or not a PyTorch file") from exc
+    except Exception as exc:  # the restricted unpickler on garbage (KeyError, IndexError...): nothing ran
+        raise VoiceModelError(f"the voice model '{path.name}' is not a readable PyTorch file (bad pickle data)",
+                              "the file may be damaged or not a voice model") from exc
 
 
 def _short(exc: BaseException) -> str:
