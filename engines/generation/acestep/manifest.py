@@ -1,7 +1,134 @@
-"""Engine entries and model records of this package (filled in as the engine lands). Torch-free."""
+"""ACE-Step 1.5 engines and models. Torch-free: read by :mod:`engines.registry`.
+
+* ``acestep``: generate, extend, inpaint (repaint), add a stem (lego / complete) and
+  restyle (cover) with ACE-Step 1.5 through diffusers' ``AceStepPipeline`` modules and our
+  own sampling loop (:mod:`engines.generation.acestep.sampler`).
+* ``acestep-extract``: ACE-Step's ``extract`` task as a separation engine, one named stem
+  per run (the stems are the model record's ``outputs``).
+
+Models (Hub, MIT licence): ``ACE-Step/acestep-v15-xl-turbo-diffusers`` (default; 8 steps,
+guidance distilled), ``ACE-Step/acestep-v15-base`` and ``ACE-Step/acestep-v15-sft`` (CFG with
+APG, 30-60 steps; lego, complete and extract are trained on base). Their file lists, sizes,
+sha256 values and pinned revisions are not known offline (see ``_PENDING``): the records
+carry the repo and licence; until the file lists are filled in, the models are used through
+``--model-path`` or ``seed-studio models import``.
+"""
 from __future__ import annotations
 
+from typing import Any
+
+from engines.base.tasks import ADD_STEM, EXTEND, GENERATE, INPAINT, RESTYLE, SEPARATE
 from engines.records import EngineEntry, ModelRecord
 
-ENGINES: list[EngineEntry] = []
-MODELS: list[ModelRecord] = []
+MODEL_RATE = 48000
+"""ACE-Step 1.5's VAE sample rate in Hz (``vae/config.json``: ``sampling_rate``)."""
+
+TRACK_NAMES: tuple[str, ...] = (
+    "vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion", "strings", "synth", "fx",
+    "brass", "woodwinds",
+)
+"""The stems ACE-Step 1.5 was trained to extract and add (``acestep/constants.py``: ``TRACK_NAMES``)."""
+
+DEFAULT_MODEL = "acestep-v15-xl-turbo"
+BASE_MODEL = "acestep-v15-base"
+
+_PENDING = ("File list, sizes, sha256 and pinned revision not recorded yet (not findable offline); "
+            "fill them from the Hub's file metadata before enabling download.")
+
+_SAMPLING: dict[str, Any] = {
+    "steps": {"type": ["integer", "null"], "default": None, "minimum": 1, "maximum": 200, "title": "Steps",
+              "description": "Diffusion steps; empty = the model's own (8 for turbo, 32 for base and sft). "
+                             "More steps: slower, usually cleaner (base/sft only)."},
+    "guidance": {"type": ["number", "null"], "default": None, "minimum": 1.0, "maximum": 15.0,
+                 "title": "Guidance (CFG)",
+                 "description": "How strictly to follow the prompt (adaptive projected guidance); empty = 7 on "
+                                "base and sft. Turbo models have guidance built in and ignore it."},
+    "guidance_start": {"type": "number", "default": 0.0, "minimum": 0.0, "maximum": 1.0, "title": "Guidance from",
+                       "description": "Fraction of the schedule where guidance starts (0 = first step)."},
+    "guidance_end": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 1.0, "title": "Guidance until",
+                     "description": "Fraction of the schedule where guidance stops (1 = last step)."},
+    "shift": {"type": "number", "default": 3.0, "exclusiveMinimum": 0.0, "maximum": 10.0, "title": "Schedule shift",
+              "description": "Timestep shift of the flow-matching schedule (1, 2 or 3 as trained; 3 = more time "
+                             "on the coarse structure)."},
+    "decode_tile_seconds": {"type": "number", "default": 20.0, "minimum": 2.0, "maximum": 600.0,
+                            "title": "Decode tile (s)",
+                            "description": "Length of the pieces the audio decoder works on; smaller uses less "
+                                           "GPU memory. Halved automatically after an out-of-memory error."},
+    "encode_tile_seconds": {"type": "number", "default": 30.0, "minimum": 4.0, "maximum": 600.0,
+                            "title": "Encode tile (s)",
+                            "description": "Length of the pieces the audio encoder reads the source in."},
+}
+
+_ACESTEP_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **_SAMPLING,
+        "keep_context": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
+                         "title": "Hold the surrounding audio",
+                         "description": "Extend and inpaint: the fraction of steps during which the audio around "
+                                        "the new material is re-imposed (noised to each step's level), so the new "
+                                        "part grows out of it. 0 = free, 1 = held to the end (ACE-Step 1.5 "
+                                        "repaint injection)."},
+        "latent_crossfade_frames": {"type": "integer", "default": 12, "minimum": 0, "maximum": 50,
+                                    "title": "Seam blend (frames)",
+                                    "description": "Extend and inpaint: width of the blend between the new and the "
+                                                   "original material in the model's latent space, in 40 ms frames "
+                                                   "(ACE-Step 1.5 repaint boundary blend)."},
+        "crossfade_ms": {"type": "number", "default": 25.0, "minimum": 0.0, "maximum": 2000.0, "title": "Crossfade (ms)",
+                         "description": "Extend and inpaint: crossfade inside the new material where it meets the "
+                                        "original audio (the original itself is never changed)."},
+        "match_loudness": {"type": "boolean", "default": True, "title": "Match loudness",
+                           "description": "Extend and restyle: match the new audio's loudness (ITU-R BS.1770) to "
+                                          "the source. Inpaint follows the job's own 'match loudness' choice."},
+        "context_seconds": {"type": "number", "default": 30.0, "minimum": 1.0, "maximum": 570.0,
+                            "title": "Context (s)",
+                            "description": "Extend: how much of the clip the model hears next to the new material."},
+        "stem_mode": {"type": "string", "default": "lego", "enum": ["lego", "complete"], "title": "Add-stem mode",
+                      "description": "lego: generate only the chosen instrument over the context; complete: let the "
+                                     "model complete the arrangement with it."},
+        "cover_conditioning": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 1.0,
+                               "title": "Keep melody and rhythm",
+                               "description": "Restyle: how much the source's melody and rhythm (its semantic "
+                                              "codes) steer the result; 0 = prompt only."},
+    },
+}
+
+_EXTRACT_PARAMS: dict[str, Any] = {"type": "object", "properties": dict(_SAMPLING)}
+
+ACESTEP = EngineEntry(
+    id="acestep", target="engines.generation.acestep.engine:AceStepEngine",
+    tasks=(GENERATE, EXTEND, INPAINT, ADD_STEM, RESTYLE),
+    title="ACE-Step 1.5",
+    description="Music generation at 48 kHz (MIT): generate with lyrics, extend, inpaint, add a stem, restyle.",
+    models=(DEFAULT_MODEL, BASE_MODEL, "acestep-v15-sft"), param_schema=_ACESTEP_PARAMS, accepts_model_path=True,
+)
+ACESTEP_EXTRACT = EngineEntry(
+    id="acestep-extract", target="engines.generation.acestep.engine:AceStepExtractEngine", tasks=(SEPARATE,),
+    title="ACE-Step 1.5 extract",
+    description="Generative stem extraction with ACE-Step 1.5 base (MIT): one named stem per run.",
+    models=(BASE_MODEL,), param_schema=_EXTRACT_PARAMS, accepts_model_path=True,
+)
+
+ENGINES: list[EngineEntry] = [ACESTEP, ACESTEP_EXTRACT]
+
+_HOME = "https://github.com/ace-step/ACE-Step-1.5"
+_PAPER = "ACE-Step Team, ACE-Step 1.5: Pushing the Boundaries of Open-Source Music Generation, arXiv:2602.00744."
+MODELS: list[ModelRecord] = [
+    ModelRecord(
+        id=DEFAULT_MODEL, engine="acestep", title="ACE-Step 1.5 XL turbo (8 steps)", licence="MIT",
+        hf_repo="ACE-Step/acestep-v15-xl-turbo-diffusers", revision=None, homepage=_HOME,
+        notes=f"{_PAPER} Guidance-distilled 4.7B DiT, 8 steps. {_PENDING}", sample_rate=MODEL_RATE,
+    ),
+    ModelRecord(
+        id=BASE_MODEL, engine="acestep", title="ACE-Step 1.5 base (CFG, lego/complete/extract)", licence="MIT",
+        hf_repo="ACE-Step/acestep-v15-base", revision=None, homepage=_HOME,
+        notes=f"{_PAPER} Base DiT with CFG/APG; needed for add-stem (lego, complete) and extract. {_PENDING}",
+        outputs=TRACK_NAMES, sample_rate=MODEL_RATE,
+    ),
+    ModelRecord(
+        id="acestep-v15-sft", engine="acestep", title="ACE-Step 1.5 SFT (CFG, 30-60 steps)", licence="MIT",
+        hf_repo="ACE-Step/acestep-v15-sft", revision=None, homepage=_HOME,
+        notes=f"{_PAPER} Supervised fine-tune of base; strongest lyric adherence. {_PENDING}",
+        sample_rate=MODEL_RATE,
+    ),
+]
