@@ -118,6 +118,9 @@ def test_exact_length_at_32k_and_48k_models_with_odd_chunks(voice_file, embedder
     x = _sweep(44100, 16001 / 44100, 150, 220)
     r = _run(voice_file("v2", "32k"), x, 44100, embedder, fcpe, pad_seconds=0.3)
     assert r.audio.shape == (1, 16001) and r.info["model_rate"] == 32000
+    for n in (1, 7, 161):  # a few samples: still exactly that many out
+        r = _run(voice_file("v2", "32k"), x[:, :n], 44100, embedder, fcpe, pad_seconds=0.05)
+        assert r.audio.shape == (1, n) and np.isfinite(r.audio).all()
     # 48 kHz model, 48 kHz project, cut into several chunks (odd frame counts among them)
     n = 38477
     x = _sweep(48000, n / 48000, 140, 300, channels=2)
@@ -226,3 +229,28 @@ def test_pitch_and_dsp_helpers():
     assert mix_rms(y, 1000, out, 4000, 1.0) is out
     loud = mix_rms(np.ones(1000) * 0.5, 1000, out * 0.01, 4000, 0.0)
     assert np.isclose(np.sqrt(np.mean(loud[1000:3000] ** 2)), 0.5, rtol=0.1)
+
+
+@pytest.mark.gpu
+def test_cuda_float16_engine_exact_length_and_octave(voice_file, embedder_dir):
+    """The engine on CUDA in float16 (as the host runs it there): exact length, and +12 semitones
+    doubles the F0 (same setup as the CPU test)."""
+    from engines.analysis.melody import load_fcpe, track_f0
+    from engines.voice.engine import RvcEngine
+
+    sr = 48000
+    x = _sweep(sr, 1.5, 150, 300)
+    engine = RvcEngine()
+    engine.load("cuda:0", "float16")
+    spec = ConvertVoiceSpec(engine_id="rvc", audio=x, sample_rate=sr, target_voice=str(voice_file("v2", "40k")),
+                            transpose=12, model_path=str(embedder_dir), seed=1)
+    result = engine.run(spec, ProgressReporter(), CancelToken())
+    out = result.outputs["audio"]
+    assert out.shape == x.shape and np.isfinite(out).all() and result.provenance.dtype == "float16"
+    fcpe = load_fcpe("cpu")
+    f_in, f_out = track_f0(x, sr, model=fcpe), track_f0(out, sr, model=fcpe)
+    both = f_in.voiced & f_out.voiced
+    assert both.mean() > 0.8
+    assert abs(np.median(1200 * np.log2(f_out.f0_hz[both] / f_in.f0_hz[both])) - 1200) < 20
+    again = engine.run(spec, ProgressReporter(), CancelToken()).outputs["audio"]
+    assert np.abs(out - again).max() < 1e-2  # same seeds; GPU kernels need not be bit-exact

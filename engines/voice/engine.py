@@ -15,7 +15,7 @@ Serves :class:`~engines.base.ConvertVoiceSpec`:
 Output: ``JobResult.outputs["audio"]``, float32 ``(channels, frames)`` at the input's
 sample rate, with exactly the input's frame count minus the context margins
 ``spec.context``; a float WAV in ``spec.output_dir`` when set. The same spec and seed
-give the same samples on the same device. ``spec.chunk_scale`` < 1 (out-of-memory
+give the same samples on the CPU (on a GPU, up to its non-deterministic kernels). ``spec.chunk_scale`` < 1 (out-of-memory
 retries) shortens the chunks.
 
 Raises (from :meth:`RvcEngine.run`): ``InvalidJob`` and its subclasses
@@ -71,6 +71,19 @@ class RvcEngine(EngineBase):
             from engines.devices import empty_cache
 
             empty_cache(self.device)
+
+    def memory_bytes(self) -> int:
+        """Bytes of the loaded weights and index (voice, embedder, pitch trackers)."""
+        total = 0
+        mods = [self._voice[1] if self._voice else None, self._embedder[1].model if self._embedder else None,
+                self._fcpe, self._rmvpe[1].model if self._rmvpe else None]
+        for m in mods:
+            if m is not None:
+                total += sum(p.numel() * p.element_size() for p in m.parameters())
+        if self._index is not None:
+            ix = self._index[1]
+            total += ix.vectors.numel() * 4 + ix.centroids.numel() * 4
+        return int(total)
 
     def _dtype(self) -> str:
         dev = self.device or "cpu"

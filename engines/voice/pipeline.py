@@ -231,6 +231,8 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
     if peak > 1:
         x16 = x16 / peak
     x16 = _highpass(x16)
+    if x16.size == 0:  # a few samples at a high rate can resample to nothing
+        x16 = np.zeros(1, np.float32)
     n16 = x16.size
     frames = max(1, math.ceil(n16 / WINDOW) + 1)  # content frames; the +1 covers resampler rounding
     pad_f = max(1, int(round(opts.pad_seconds * 100)))
@@ -242,6 +244,13 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
                       int(round(opts.max_seconds * 100)))
     param = next(synthesizer.parameters())
     dtype = param.dtype
+    cuda = str(device).startswith("cuda")
+
+    def now() -> float:  # stage times: wait for queued GPU work so it is counted where it belongs
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.monotonic()
+
     sid = torch.tensor([int(opts.speaker_id)], device=device)
     pieces: list[np.ndarray] = []
     voiced = 0
@@ -253,24 +262,24 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
         m = b0 - a0 + 2 * pad_f
         seg = xp[a0 * WINDOW: (b0 + 2 * pad_f) * WINDOW + EXTRA_PAD]
 
-        t0 = time.monotonic()
+        t0 = now()
         f0 = f0_fn(np.ascontiguousarray(seg[: m * WINDOW]), m)
         f0 = median_filter_f0(np.asarray(f0, np.float32)[:m], int(opts.filter_radius))
         f0 = transpose_f0(f0, opts.transpose)
         voiced += int(np.count_nonzero(f0[pad_f: m - pad_f] > 0))
         pitch = torch.from_numpy(coarse_pitch(f0))[None].to(device)
         pitchf = torch.from_numpy(f0)[None].to(device)
-        t1 = time.monotonic()
+        t1 = now()
         seconds["pitch"] += t1 - t0
 
         feats = embedder(torch.from_numpy(np.ascontiguousarray(seg))[None], version)
         feats = feats.to(device=device, dtype=dtype)
-        t2 = time.monotonic()
+        t2 = now()
         seconds["embedder"] += t2 - t1
         feats0 = feats
         if index is not None and opts.index_rate > 0:
             feats = blend_features(feats[0].float(), index, float(opts.index_rate))[None].to(dtype)
-        t3 = time.monotonic()
+        t3 = now()
         seconds["index"] += t3 - t2
 
         feats = torch.repeat_interleave(feats, 2, dim=1)
@@ -291,7 +300,7 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
             out = synthesizer.infer(feats, lengths, pitch, pitchf, sid)
         y = out[0, 0].float().cpu().numpy()
         pieces.append(y[pad_f * hop: (m - pad_f) * hop])
-        seconds["synthesizer"] += time.monotonic() - t3
+        seconds["synthesizer"] += now() - t3
         if progress is not None:
             progress((k + 1) / n_chunks, "converting")
 
