@@ -254,3 +254,34 @@ def test_cuda_float16_engine_exact_length_and_octave(voice_file, embedder_dir):
     assert abs(np.median(1200 * np.log2(f_out.f0_hz[both] / f_in.f0_hz[both])) - 1200) < 20
     again = engine.run(spec, ProgressReporter(), CancelToken()).outputs["audio"]
     assert np.abs(out - again).max() < 1e-2  # same seeds; GPU kernels need not be bit-exact
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+def test_embedder_from_pytorch_model_bin_and_a_code_carrying_bin_is_refused(tmp_path, embedder_dir, embedder):
+    """The contentvec-rvc record ships pytorch_model.bin (a pickle): it loads with weights_only."""
+    import shutil
+
+    from engines.voice.embedder import _model_class
+
+    state = _model_class().from_pretrained(str(embedder_dir)).state_dict()
+    for name, extra in (("bin", {}), ("evil", {"evil": _Payload(tmp_path / "payload-ran")})):
+        (tmp_path / name).mkdir()
+        shutil.copy(embedder_dir / "config.json", tmp_path / name / "config.json")
+        torch.save(dict(state, **extra), str(tmp_path / name / "pytorch_model.bin"))
+    x = torch.from_numpy(_sweep(16000, 0.5, 200, 300))
+    from_bin = ContentVec(tmp_path / "bin")
+    assert from_bin.has_final_proj and from_bin.feature_dim("v1") == 256 and from_bin.feature_dim("v2") == 768
+    for version, dim in (("v1", 256), ("v2", 768)):
+        feats = from_bin(x, version)
+        assert feats.shape == (1, (8000 - 400) // 320 + 1, dim)
+        assert torch.equal(feats, embedder(x, version))
+    with pytest.raises(ModelNotInstalled, match="refused: its weights file holds Python objects"):
+        ContentVec(tmp_path / "evil")
+    assert not (tmp_path / "payload-ran").exists()

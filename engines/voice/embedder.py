@@ -12,7 +12,8 @@ A converted checkpoint is a transformers folder (``config.json`` + ``model.safet
 or ``pytorch_model.bin``) of ``HubertModel`` with an extra ``final_proj`` linear layer
 (``HubertModelWithFinalProj``), e.g. ``lengyue233/content-vec-best`` or the official RVC's
 ``hubert_base/``. ``.bin`` weights are read by transformers with
-``torch.load(weights_only=True)``. Embedders with fewer layers than 9 or 12 (test models)
+``torch.load(weights_only=True)`` (a weights file that carries code is refused), and no
+remote code is trusted. Embedders with fewer layers than 9 or 12 (test models)
 use their last layer.
 
 Input: mono 16 kHz audio; output: one frame per 320 samples (20 ms),
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +83,14 @@ class ContentVec:
         cls = _model_class()
         try:
             model, info = cls.from_pretrained(str(self.folder), local_files_only=True, dtype=getattr(torch, dtype),
-                                              output_loading_info=True)
-        except (OSError, ValueError, RuntimeError) as exc:
+                                              output_loading_info=True, weights_only=True, trust_remote_code=False)
+        except pickle.UnpicklingError as exc:
+            raise ModelNotInstalled(f"the ContentVec embedder in '{self.folder}' was refused: its weights file holds "
+                                    "Python objects other than tensors; nothing in it was run",
+                                    "use the official files (seed-studio models download contentvec-rvc)") from exc
+        except Exception as exc:  # transformers raises many types for a broken folder
             raise ModelNotInstalled(f"the ContentVec embedder in '{self.folder}' can't be loaded: "
-                                    f"{str(exc).splitlines()[0][:300]}") from exc
+                                    f"{(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from exc
         missing = set(info.get("missing_keys") or ())
         self.has_final_proj = not ({"final_proj.weight", "final_proj.bias"} & missing)
         self.model = model.to(device).eval()

@@ -207,7 +207,7 @@ class RvcEngine(EngineBase):
         prov.input_sha256["voice"] = sha256_file(spec.target_voice)  # type: ignore[attr-defined]
         if getattr(spec, "index_path", None):
             prov.input_sha256["index"] = sha256_file(spec.index_path)  # type: ignore[attr-defined]
-        prov.timings.update({"load": t_load - t0, **{k: float(v) for k, v in result.info["seconds"].items()},
+        prov.timings.update({"load_models": t_load - t0, **{k: float(v) for k, v in result.info["seconds"].items()},
                              "total": time.monotonic() - t0})
         prov.extra.update({
             "voice_version": ckpt.version, "voice_sample_rate": ckpt.sample_rate, "voice_info": ckpt.info,
