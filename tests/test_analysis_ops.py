@@ -7,8 +7,11 @@ import mido
 import numpy as np
 import pytest
 
-from studio.tasks import analyze as ops
+from studio.jobs.tasks import run_task
 from studio.model.timebase import PPQ
+from studio.tasks import Target
+from studio.tasks import analyze as ops
+from studio.tasks.transcribe import midi_clip_from_notes
 
 
 # ------------------------------------------------------------------ tempo map fitting (synthetic)
@@ -78,8 +81,11 @@ def test_transcribe_track_adds_an_aligned_midi_track_in_one_undo_step(session):
     s = session
     bass = next(t for t in s.project.tracks if t.name == "bass")
     n_tracks = len(s.project.tracks)
-    track = ops.transcribe_track(s, bass.id)
-    assert len(s.project.tracks) == n_tracks + 1 and track.kind == "midi" and track.parent_id == bass.id
+    out = run_task(s, "transcribe", Target(bass.id), {})
+    assert out.job.result.provenance.engine_id == "basic-pitch" and out.summary.endswith("notes")
+    (track,) = [t for t in s.project.tracks if t.kind == "midi"]
+    assert len(s.project.tracks) == n_tracks + 1 and track.parent_id == bass.id
+    assert track.name == "bass (MIDI)" and track.provenance["engine_id"] == "basic-pitch"
     clip = track.clips[0]
     sr, tm = s.project.sample_rate, s.project.tempo_map
     start = bass.clips[0].start
@@ -98,8 +104,14 @@ def test_transcribe_track_adds_an_aligned_midi_track_in_one_undo_step(session):
 def test_set_grid_from_the_mixture_track(session):
     s = session
     mix = next(t for t in s.project.tracks if t.name == "mixture")
-    fit, data = ops.set_grid_from_track(s, mix.id)
+    out = run_task(s, "analyze", Target(mix.id), {"set_grid": "constant"})
+    data = out.job.result.data
+    num, den = data["time_signature"]
+    fit = ops.tempo_map_from_beats(np.asarray(data["beats"]["beats"]), np.asarray(data["beats"]["downbeats"]),
+                                   float(data["bpm"]), s.project.sample_rate, numerator=num, denominator=den,
+                                   start=mix.clips[0].start)
     tm = s.project.tempo_map
+    assert tm == fit.tempo_map and s.project.key == data["key"]["name"]
     assert abs(tm.bpm_at(tm.bar_to_tick(3)) - 120.0) < 2.0 and data["beat_count"] >= 35
     assert fit.first_downbeat >= mix.clips[0].start
     # the detected beats after the first downbeat sit on the new beat grid (within 30 ms)
@@ -111,6 +123,10 @@ def test_set_grid_from_the_mixture_track(session):
     assert np.median(off_grid) < 0.03 * PPQ * 120 / 60  # 30 ms in ticks at 120 BPM
     s.undo_stack.undo()
     assert s.project.tempo_map.bpm_at(0) == 120.0 and len(s.project.tempo_map.tempos) == 1
+    assert s.project.key is None
+    # "no" (the default) only reports: the grid stays
+    out = run_task(s, "analyze", Target(mix.id), {})
+    assert out.command is None and "BPM" in out.summary and s.project.tempo_map.bpm_at(0) == 120.0
 
 
 def test_midi_track_has_pitch_bends_only_for_lone_notes(session):
@@ -118,8 +134,7 @@ def test_midi_track_has_pitch_bends_only_for_lone_notes(session):
     notes = [{"pitch": 60, "velocity": 90, "start": 0, "length": 4410, "pitch_bends": [[0, 0.5], [2205, 0.0]]},
              {"pitch": 64, "velocity": 90, "start": 8820, "length": 4410, "pitch_bends": [[8820, 1.0]]},
              {"pitch": 67, "velocity": 90, "start": 9000, "length": 4410, "pitch_bends": [[9000, 1.0]]}]
-    track = ops.add_transcription_track(s, notes, 44100, 44100, name="t")
-    clip = track.clips[0]
+    clip = midi_clip_from_notes(notes, s.project.tempo_map, 44100, 44100, 44100, name="t")
     assert [b.value for b in clip.pitch_bends] == [round(0.5 / 2 * 8191), 0]  # overlapping notes keep none
     assert clip.start == s.project.tempo_map.sample_to_tick(44100, 44100) and clip.length == PPQ * 2
 
@@ -132,9 +147,10 @@ def test_cli_analyze_and_transcribe_audio_files(shared, tmp_path, capsys):
     out = tmp_path / "a.json"
     assert main(["analyze", str(shared / "multitrack" / "blupi001" / "mixture.flac"), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "tempo: 1" in printed and "time signature: 4/4" in printed and "key: Eb major" in printed
+    assert " BPM, 4/4, Eb major" in printed
     d = json.loads(out.read_text())
-    assert abs(d["tempo_bpm"] - 120) < 2 and d["beat_count"] == len(d["analysis"]["beats"]["beats"])
+    assert abs(d["data"]["bpm"] - 120) < 2 and d["data"]["beat_count"] == len(d["data"]["beats"]["beats"])
+    assert d["provenance"]["engine_id"] == "music-analysis"
     mid = tmp_path / "bass.mid"
     assert main(["transcribe", str(shared / "multitrack" / "blupi001" / "bass.flac"), "--out", str(mid)]) == 0
     mf = mido.MidiFile(str(mid))

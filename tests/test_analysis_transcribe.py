@@ -97,9 +97,13 @@ def test_engine_writes_midi_and_trims_context(bass, model, tmp_path):
     expected = [(n.start - before, n.pitch) for n in full.notes if n.start >= before]
     assert [(n["start"], n["pitch"]) for n in notes] == expected
     # written as a MIDI file through studio's path, it holds the same notes at 120 BPM, PPQ 960
-    from studio.cli.analyze import _write_notes
+    from studio.io.midi_io import MidiPart, write_midi
+    from studio.model.timebase import TempoMap
+    from studio.tasks.transcribe import midi_clip_from_notes
 
-    _write_notes(str(tmp_path / "t.mid"), notes, sr, 120.0, "transcription")
+    tm = TempoMap.constant(120.0)
+    clip = midi_clip_from_notes(notes, tm, sr, 0, x.shape[1] - before, name="transcription")
+    write_midi(str(tmp_path / "t.mid"), [MidiPart("transcription", [clip])], tm, name="transcription")
     mf = mido.MidiFile(str(tmp_path / "t.mid"))
     assert mf.ticks_per_beat == 960
     ons, tick = [], 0

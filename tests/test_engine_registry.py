@@ -111,6 +111,12 @@ def test_normal_run_lists_no_test_engine():
     out = subprocess.run([sys.executable, "-m", "studio.cli.main", "models", "list"], capture_output=True,
                          text=True, env=env, cwd=str(registry.__file__).rsplit("/engines/", 1)[0]).stdout
     assert "fake" not in out and "htdemucs_6s" in out
+    # the app's dialogs list each task's models: no test engine in any of them
+    code = ("from studio.tasks import all_tasks; "
+            "print(sorted({m.id for t in all_tasks() for m in t.models()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=str(registry.__file__).rsplit("/engines/", 1)[0]).stdout
+    assert "fake" not in out and "dsp-hpss-centre" in out and "basic-pitch-icassp2022" in out
 
 
 def test_manifests_come_from_entry_points():

@@ -1,4 +1,5 @@
-"""studio/jobs.py: the job manager end to end with a real project, media pool and the fake engine.
+"""studio/jobs: the job manager and the task path (prepare -> engine host -> apply) end to end
+with a real project, media pool and the fake engine.
 
 One JobManager (one engine host process) is shared by the module."""
 from __future__ import annotations
@@ -14,8 +15,11 @@ import pytest
 
 from engines import base
 from studio.media.importing import import_audio
-from studio.jobs.manager import CANCELLED, FAILED, SUCCEEDED, JobError, JobManager, render_track
 from studio.io.session import Session
+from studio.jobs.inputs import render_tracks
+from studio.jobs.manager import CANCELLED, FAILED, SUCCEEDED, JobError, JobManager
+from studio.jobs.tasks import apply_task_result, submit_task
+from studio.tasks import Target, TaskError
 
 CLIP_START = 1000
 
@@ -57,7 +61,13 @@ def snapshot(session):
 
 
 def region_audio(session, start, end):
-    return render_track(session.project, session.pool, session.track_id, start, end)
+    return render_tracks(session.project, session.pool, [session.track_id], start, end)
+
+
+def fake(**fields):
+    """A request for the fake engine."""
+    params = fields.pop("params", {})
+    return {"model": "fake-builtin", "params": params, **fields}
 
 
 def test_separation_result_becomes_undoable_stem_tracks(manager, session):
@@ -65,9 +75,8 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
     manager.add_listener(rec)
     try:
         start, end = CLIP_START + 5000, CLIP_START + 60000
-        jid = manager.submit_for_project(session.project, session.pool,
-                                         base.SeparateSpec(engine_id="fake", params={"chunk_seconds": 0.25}),
-                                         track_id=session.track_id, start=start, end=end, context=4000)
+        jid = submit_task(manager, session, "separate", Target(session.track_id, start, end),
+                          fake(params={"chunk_seconds": 0.25}, context_seconds=4000 / 44100))
         job = manager.wait(jid, timeout=60)
     finally:
         manager.remove_listener(rec)
@@ -80,23 +89,35 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
     assert session.project.to_dict() == snapshot(session) and not session.is_dirty  # nothing applied yet
 
     before = snapshot(session)
-    manager.apply_result(jid, session.undo_stack)
+    from studio.audio.render import render_mix
+
+    span = session.project.audio_track_span(session.track_id)
+    mix_before = render_mix(session.project, session.pool, span[0], span[1])
+    source_audio = region_audio(session, start, end)
+    apply_task_result(manager, jid, session)
     tracks = session.project.tracks
     stems = [t for t in tracks if t.parent_id == session.track_id]
     source = session.project.track(session.track_id)
-    assert sorted(t.name for t in stems) == [f"{source.name} {s}" for s in ("high", "low", "mid")]
-    assert source.mute
+    assert sorted(t.name for t in stems) == [f"{s} ({source.name})" for s in ("High", "Low", "Mid")]
+    assert not source.mute  # a range: the source goes quiet only where the stems play
+    ((group,),) = [source.take_groups]
+    assert (group.start, group.end) == (start, end) and group.active_take().clips == []
     # each stem is a take with the engine's provenance, aligned with the region, and they sum to
     # the source audio there
     total = np.zeros((2, end - start), np.float32)
     for t in stems:
         ((clip, ws, we),) = session.project.sounding_clips(t)
         assert (clip.start, clip.length, ws, we) == (start, end - start, start, end)
-        assert t.provenance["engine_id"] == "fake" and t.take_groups[0].takes[0].provenance["stem"] in t.name
+        assert t.provenance["engine_id"] == "fake" and t.take_groups[0].takes[0].provenance["stem"] in t.name.lower()
         total += session.pool.read(session.project.media[clip.media_id], 0, clip.length)
-    assert np.abs(total - region_audio(session, start, end)).max() < 1e-5
+    assert np.abs(total - source_audio).max() < 1e-5
+    assert not region_audio(session, start, end).any()  # the source is quiet where the stems play
+    # the stems plus what still plays of the source null against the original, over the whole song
+    mix = render_mix(session.project, session.pool, span[0], span[1])
+    assert np.abs(mix - mix_before).max() < 1e-5
+    assert np.abs(mix_before).max() > 0.1
     with pytest.raises(JobError, match="already"):
-        manager.apply_result(jid, session.undo_stack)
+        apply_task_result(manager, jid, session)
     assert session.undo_stack.undo()
     assert snapshot(session) == before
     assert session.undo_stack.redo()
@@ -111,50 +132,56 @@ def test_outputs_are_stored_by_the_engine_host_not_the_studio_process(manager, s
 
     monkeypatch.setattr(MediaPool, "_store", no_store)
     start, end = CLIP_START, CLIP_START + 30000
-    jid = manager.submit_for_project(session.project, session.pool, base.SeparateSpec(engine_id="fake"),
-                                     track_id=session.track_id, start=start, end=end)
+    jid = submit_task(manager, session, "separate", Target(session.track_id, start, end), fake())
     job = manager.wait(jid, timeout=60)
     assert job.state == SUCCEEDED, job.error
     assert job.result.outputs == {} and set(job.result.stored) == set(job.media) == {"low", "mid", "high"}
     assert all(session.pool.has(item) and item.frames == end - start for item in job.media.values())
     assert {item.original_name for item in job.media.values()} == {f"{job.label} {n}" for n in job.media}
-    manager.apply_result(jid, session.undo_stack)
+    source_audio = region_audio(session, start, end)
+    apply_task_result(manager, jid, session)
     stems = [t for t in session.project.tracks if t.parent_id == session.track_id]
     total = sum(session.pool.read(session.project.media[session.project.sounding_clips(t)[0][0].media_id])
                 for t in stems)
-    assert np.abs(total - region_audio(session, start, end)).max() < 1e-5
+    assert np.abs(total - source_audio).max() < 1e-5
 
 
-def test_result_added_as_take_can_be_undone_and_redone(manager, session):
+def test_inpaint_result_added_as_takes_can_be_undone_and_redone(manager, session):
     start, end = CLIP_START + 2000, CLIP_START + 30000
-    jid = manager.submit_for_project(session.project, session.pool,
-                                     base.InpaintSpec(engine_id="fake", mask=(3000, 9000), seed=5),
-                                     track_id=session.track_id, start=start, end=end, context=2000)
+    jid = submit_task(manager, session, "inpaint", Target(session.track_id, start, end),
+                      fake(seed=5, variations=2, context_seconds=2000 / 44100))
     job = manager.wait(jid, timeout=60)
     assert job.state == SUCCEEDED, job.error
+    assert job.spec.context == (2000, 2000) and job.spec.regions == [(2000, 2000 + end - start)]
     before = snapshot(session)
-    manager.apply_result(jid, session.undo_stack, name="inpaint A")
+    apply_task_result(manager, jid, session)
     track = session.project.track(session.track_id)
     (group,) = track.take_groups
-    (take,) = group.takes
+    assert len(group.takes) == 2
+    take = group.takes[0]
     assert (group.start, group.end) == (start, end) and group.active_take_id == take.id
-    assert take.name == "inpaint A"
+    assert take.name.startswith("v1") and group.takes[1].name.startswith("v2")
     assert take.provenance["engine_id"] == "fake" and take.provenance["seed"] == 5
     assert take.provenance["input_sha256"]["audio"] and take.provenance["licence"]
+    assert take.provenance["variation"] == 1 and take.provenance["range"] == [start, end]
     (clip,) = take.clips
     assert (clip.start, clip.length) == (start, end - start)
     taken = session.pool.read(session.project.media[clip.media_id])
     source = region_audio(session, start, end)  # the active take now plays
     assert np.array_equal(taken, source)
-    assert session.is_dirty
+    # outside the region the track plays exactly what it did
+    outside = region_audio(session, CLIP_START, start)
     session.undo_stack.undo()
-    assert snapshot(session) == before and not session.project.track(session.track_id).take_groups
+    assert np.array_equal(outside, region_audio(session, CLIP_START, start))
+    assert session.is_dirty is False and snapshot(session) == before
+    assert not session.project.track(session.track_id).take_groups
     session.undo_stack.redo()
     track = session.project.track(session.track_id)
     assert track.take_groups[0].takes[0].id == take.id and track.take_groups[0].active_take_id == take.id
     session.save()
     reopened = Session.open(session.bundle)
     assert reopened.project.track(session.track_id).take_groups[0].takes[0].provenance["engine_id"] == "fake"
+    reopened.close()
 
 
 def test_cancel_running_job_within_two_seconds_leaves_no_take(manager, session):
@@ -171,17 +198,16 @@ def test_cancel_running_job_within_two_seconds_leaves_no_take(manager, session):
 
     manager.add_listener(listener)
     try:
-        holder["id"] = jid = manager.submit_for_project(
-            session.project, session.pool,
-            base.ConvertVoiceSpec(engine_id="fake", params={"chunk_seconds": 0.05, "delay_per_chunk": 0.2}),
-            track_id=session.track_id)
+        holder["id"] = jid = submit_task(
+            manager, session, "restyle", Target(session.track_id),
+            fake(prompt="slow", params={"chunk_seconds": 0.05, "delay_per_chunk": 0.2}))
         job = manager.wait(jid, timeout=30)
     finally:
         manager.remove_listener(listener)
     assert job.state == CANCELLED
     assert job.finished - t_cancel[0] < 2.0
     with pytest.raises(JobError, match="not succeeded"):
-        manager.apply_result(jid, session.undo_stack)
+        apply_task_result(manager, jid, session)
     assert snapshot(session) == before and not session.is_dirty
     assert not Path(job.work_dir).exists()
 
@@ -214,50 +240,44 @@ def test_sigkill_of_host_fails_the_job_and_next_job_succeeds(manager, session):
 
     manager.add_listener(listener)
     try:
-        holder["id"] = jid = manager.submit_for_project(
-            session.project, session.pool,
-            base.ConvertVoiceSpec(engine_id="fake", params={"chunk_seconds": 0.05, "delay_per_chunk": 0.05}),
-            track_id=session.track_id)
+        holder["id"] = jid = submit_task(
+            manager, session, "restyle", Target(session.track_id),
+            fake(prompt="x", params={"chunk_seconds": 0.05, "delay_per_chunk": 0.05}))
         job = manager.wait(jid, timeout=30)
     finally:
         manager.remove_listener(listener)
     assert job.state == FAILED and "SIGKILL" in job.error and job.hint
     assert snapshot(session) == before
-    jid2 = manager.submit_for_project(session.project, session.pool, base.ConvertVoiceSpec(engine_id="fake"),
-                                      track_id=session.track_id)
+    jid2 = submit_task(manager, session, "restyle", Target(session.track_id), fake(prompt="x", variations=1))
     assert manager.wait(jid2, timeout=60).state == SUCCEEDED
-    manager.apply_result(jid2, session.undo_stack)
+    apply_task_result(manager, jid2, session)
     assert len(session.project.track(session.track_id).take_groups) == 1
 
 
 def test_oom_retry_is_recorded_in_the_take(manager, session):
-    jid = manager.submit_for_project(
-        session.project, session.pool,
-        base.ConvertVoiceSpec(engine_id="fake", params={"chunk_seconds": 0.1, "oom_above_chunk_scale": 0.5}),
-        track_id=session.track_id)
+    jid = submit_task(manager, session, "restyle", Target(session.track_id),
+                      fake(prompt="x", variations=1, params={"chunk_seconds": 0.1, "oom_above_chunk_scale": 0.5}))
     job = manager.wait(jid, timeout=60)
     assert job.state == SUCCEEDED
     assert any("out of memory" in line for line in job.log)
-    manager.apply_result(jid, session.undo_stack)
+    apply_task_result(manager, jid, session)
     take = session.project.track(session.track_id).take_groups[0].takes[0]
     assert take.provenance["chunk_scale"] == 0.5
 
 
 def test_transcription_becomes_a_midi_track_and_extend_a_take_after_the_region(manager, session):
-    jid = manager.submit_for_project(session.project, session.pool, base.TranscribeSpec(engine_id="fake"),
-                                     track_id=session.track_id)
+    jid = submit_task(manager, session, "transcribe", Target(session.track_id), fake())
     assert manager.wait(jid, timeout=60).state == SUCCEEDED
-    manager.apply_result(jid, session.undo_stack)
+    apply_task_result(manager, jid, session)
     midi = [t for t in session.project.tracks if t.kind == "midi"]
     assert len(midi) == 1 and midi[0].clips[0].notes and midi[0].parent_id == session.track_id
     tm, sr = session.project.tempo_map, session.project.sample_rate
     assert midi[0].clips[0].start == tm.sample_to_tick(CLIP_START, sr)
 
-    jid = manager.submit_for_project(session.project, session.pool,
-                                     base.ExtendSpec(engine_id="fake", frames=22050),
-                                     track_id=session.track_id, start=CLIP_START, end=CLIP_START + 44100)
+    jid = submit_task(manager, session, "extend", Target(session.track_id, CLIP_START, CLIP_START + 44100),
+                      fake(seconds=0.5, variations=1))
     assert manager.wait(jid, timeout=60).state == SUCCEEDED
-    manager.apply_result(jid, session.undo_stack)
+    apply_task_result(manager, jid, session)
     group = session.project.track(session.track_id).take_groups[0]
     assert (group.start, group.end) == (CLIP_START + 44100, CLIP_START + 44100 + 22050)
 
@@ -265,12 +285,14 @@ def test_transcription_becomes_a_midi_track_and_extend_a_take_after_the_region(m
 def test_bad_requests_are_clear_errors(manager, session):
     with pytest.raises(JobError, match="no engine"):
         manager.submit(base.GenerateSpec())
-    with pytest.raises(JobError, match="no track"):
-        manager.submit_for_project(session.project, session.pool, base.SeparateSpec(engine_id="fake"),
-                                   track_id="nope")
-    with pytest.raises(JobError, match="empty"):
-        manager.submit_for_project(session.project, session.pool, base.SeparateSpec(engine_id="fake"),
-                                   track_id=session.track_id, start=10, end=10)
+    with pytest.raises(TaskError, match="no track"):
+        submit_task(manager, session, "separate", Target("nope"), fake())
+    with pytest.raises(TaskError, match="empty"):
+        submit_task(manager, session, "separate", Target(session.track_id, 10, 10), fake())
+    with pytest.raises(TaskError, match="stems: 'kazoo' is not one of"):
+        submit_task(manager, session, "separate", Target(session.track_id), {"model": "htdemucs", "stems": ["kazoo"]})
+    with pytest.raises(TaskError, match="bars or in seconds"):
+        submit_task(manager, session, "generate", Target(start=0), fake(prompt="x", bars=2, seconds=3))
     jid = manager.submit(base.GenerateSpec(engine_id="fake", frames=10, sample_rate=8000, params={"noise": 9}))
     job = manager.wait(jid, timeout=30)
     assert job.state == FAILED and "noise" in job.error

@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from engines.base import EngineError, JobSpec, write_output
+
+ENV_HANG_TIMEOUT = "SEED_STUDIO_HOST_HANG_TIMEOUT"
 
 HostEvent = dict
 """An event from a running job: ``{"type": "progress", "fraction", "stage", "eta"}`` or
@@ -44,7 +46,8 @@ class HostConfig:
         heartbeat_interval: seconds between the host's heartbeat messages.
         hang_timeout: seconds without any message (progress, log or heartbeat) after
             which a running job's host counts as not responding: it is killed and the
-            job fails with :class:`~engines.base.HostNotResponding`.
+            job fails with :class:`~engines.base.HostNotResponding`. Default 60 s, or the
+            environment variable ``SEED_STUDIO_HOST_HANG_TIMEOUT``.
     """
 
     max_loaded: int = 2
@@ -54,7 +57,7 @@ class HostConfig:
     nice: int = 10
     batch_policy: bool = True
     heartbeat_interval: float = 1.0
-    hang_timeout: float = 60.0
+    hang_timeout: float = field(default_factory=lambda: float(os.environ.get(ENV_HANG_TIMEOUT) or 60.0))
 
 
 @dataclass

@@ -75,7 +75,10 @@ def add_schema_argument(p: argparse.ArgumentParser, name: str, prop: dict[str, A
         kw["metavar"] = {"integer": "N", "number": "X"}.get(kind, "TEXT")
         if name.endswith("_path"):
             kw["metavar"] = "PATH"
-        if prop.get("enum") and kind == "string":
+        if prop.get("enum") and kind == "string" and name == "model":
+            kw["help"] += f" (choices: {', '.join(map(str, prop['enum']))})"  # checked by the task: exit 1, not 2
+            kw["metavar"] = "MODEL"
+        elif prop.get("enum") and kind == "string":
             kw["choices"] = list(prop["enum"])
             kw.pop("metavar")
     p.add_argument(flag or _flag(name), **kw)
@@ -171,6 +174,8 @@ def _target(task: Task, project: Any, args: argparse.Namespace, default_track: s
     clip_id = None
     if getattr(args, "clip", None):
         clip_id = _find_clip(project, track_id, args.clip)
+    if track_id is None and clip_id is None and not track_ids and task.name not in ("generate", "add_stem"):
+        raise StudioError(f"give --track (a name, 1-based number or id): the track to {task.name.replace('_', ' ')}")
     return Target(track_id=track_id, start=start, end=end, track_ids=track_ids, clip_id=clip_id, regions=regions)
 
 
@@ -310,7 +315,9 @@ def _run(task: Task, session: Any, target: Target, request: dict, args: argparse
         outcome = run_task(session, task, target, request, progress=lambda f, stage: update(f))
     except JobFailed as exc:
         state = "cancelled" if exc.state == "cancelled" else "failed"
-        raise StudioError(f"{task.name.replace('_', ' ')} {state}: {exc}; nothing was added") from exc
+        err = StudioError(f"{task.name.replace('_', ' ')} {state}: {exc}; nothing was added")
+        err.hint = exc.hint
+        raise err from exc
     except KeyboardInterrupt:
         close()
         print(f"\n{task.name.replace('_', ' ')} cancelled: nothing was added to the project", file=sys.stderr)

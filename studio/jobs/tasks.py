@@ -94,11 +94,13 @@ def apply_task_result(manager: JobManager, job_id: str, session: Any) -> Any:
         JobError: unknown job, not succeeded, already applied.
         TaskError / CommandError: the result no longer fits the project; it is unchanged.
     """
+    from studio.jobs.manager import JobError
+
     job = manager.status(job_id)
     if job.state != SUCCEEDED or job.result is None:
-        from studio.jobs.manager import JobError
-
         raise JobError(f"job '{job.label}' has not succeeded ({job.state}); nothing to apply")
+    if job.applied:
+        raise JobError(f"the result of job '{job.label}' was already added")
     t = get_task(job.task)
     cmd = t.apply(session, job.target, job.request, job.spec, job.result, dict(job.media))
     if cmd is not None:

@@ -22,6 +22,8 @@ from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 from studio.tasks.base import Request, Target, Task, TaskError
 
 _SNAP_SECONDS = 0.06  # a first downbeat closer than this to the anchor is snapped onto it
+MIN_GRID_BPM, MAX_GRID_BPM = 40.0, 240.0
+"""An analysis outside this tempo range never sets the grid (it is a detection error)."""
 
 
 @dataclass
@@ -175,19 +177,27 @@ class AnalyzeTask(Task):
         if mode == "no":
             return None
         data = result.data
-        grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
-        if not grid.get("beats"):
-            raise TaskError("no beats were found on the track; the grid is unchanged")
+        bpm = data.get("bpm", data.get("tempo"))
+        if not bpm:
+            raise TaskError("no tempo was found on the track; the grid is unchanged")
+        bpm = float(bpm)
+        if not MIN_GRID_BPM <= bpm <= MAX_GRID_BPM:
+            raise TaskError(f"the detected tempo, {bpm:.1f} BPM, is outside {MIN_GRID_BPM:g}-{MAX_GRID_BPM:g} BPM; "
+                            "the grid is unchanged (set the tempo by hand: Transport > Tempo and Meter)")
         num, den = data.get("time_signature") or (4, 4)
-        start = spec.region[0] if spec.region else 0
-        fit = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid.get("downbeats") or []),
-                                   float(data["bpm"]), session.project.sample_rate, numerator=int(num),
-                                   denominator=int(den), start=int(start), mode=mode)
-        cmds: list[Command] = [edits.SetTempoMap(fit.tempo_map)]
+        grid = data.get("beats") if isinstance(data.get("beats"), dict) else {}
+        if grid.get("beats"):
+            start = spec.region[0] if spec.region else 0
+            tempo_map = tempo_map_from_beats(np.asarray(grid["beats"]), np.asarray(grid.get("downbeats") or []),
+                                             bpm, session.project.sample_rate, numerator=int(num),
+                                             denominator=int(den), start=int(start), mode=mode).tempo_map
+        else:  # a tempo without a beat grid: bar 1 at the project start
+            tempo_map = TempoMap.constant(bpm, int(num), int(den))
+        cmds: list[Command] = [edits.SetTempoMap(tempo_map)]
         key = (data.get("key") or {}).get("name")
         if key:
             cmds.append(edits.SetProjectProperty("key", str(key)))
-        return MacroCommand(f"Set the grid from the analysis ({float(data['bpm']):.1f} BPM, {num}/{den})", cmds)
+        return MacroCommand(f"Set the grid from the analysis ({bpm:.1f} BPM, {num}/{den})", cmds)
 
     def summary(self, result: JobResult, spec: JobSpec) -> str:
         d = result.data

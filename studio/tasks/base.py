@@ -272,8 +272,8 @@ class Task:
         validator = jsonschema.validators.validator_for(schema)(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(full))
         if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path) or "request"
-            raise TaskError(f"{self.name.replace('_', ' ')}: '{where}': {error.message}")
+            where = ".".join(str(p) for p in error.absolute_path if not isinstance(p, int)) or "request"
+            raise TaskError(f"{self.name.replace('_', ' ')}: {where}: {error.message}")
         entry = get_entry(model.engine)
         try:
             params = resolve_params(entry.param_schema, full["params"])

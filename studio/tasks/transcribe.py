@@ -16,7 +16,7 @@ from studio.jobs.inputs import render_input
 from studio.model import edits
 from studio.model.commands import Command, MacroCommand
 from studio.model.project import MidiClip, Note, PitchBend, Track
-from studio.model.timebase import TempoMap
+from studio.model.timebase import TempoMap  # noqa: F401 - type of tempo_map
 from studio.tasks.base import Request, Target, Task, TaskError
 
 BEND_RANGE_SEMITONES = 2.0
@@ -97,10 +97,3 @@ class TranscribeTask(Task):
 
     def summary(self, result: JobResult, spec: JobSpec) -> str:
         return f"{len(result.data.get('notes') or [])} notes"
-
-
-def notes_to_tempo_map(notes: list[dict[str, Any]], sample_rate: int, bpm: float) -> tuple[MidiClip, TempoMap]:
-    """A MIDI clip of engine notes at a constant ``bpm`` (for writing a transcribed file)."""
-    tempo_map = TempoMap.constant(bpm)
-    length = max((int(n["start"]) + int(n["length"]) for n in notes), default=sample_rate)
-    return midi_clip_from_notes(notes, tempo_map, sample_rate, 0, length), tempo_map

@@ -207,7 +207,7 @@ def test_control_lanes_draw_and_fill(window, qtbot, shared):
     window.on_undo()
     assert track.control_lanes["dynamics"].points == []
 
-    from ui.control_fill import fill_lanes
+    from studio.controls import fill_lanes
 
     fill_lanes(window.doc, track.id, f"track:{track.id}")
     lanes = track.control_lanes

@@ -38,38 +38,81 @@ def test_schema_form_widgets_and_values(qtbot):
         form.values()
 
 
-def test_every_registered_engine_gets_a_form(window):
-    from engines.base import TASKS, resolve_params
-    from engines.registry import list_engines
-    from ui.engine_form import EngineDialog
+def test_every_task_gets_a_dialog_whose_defaults_validate(window):
+    from studio.tasks import all_tasks
+    from ui.task_dialog import TaskDialog
 
-    for task in TASKS:
-        dlg = EngineDialog(task, "test", window)
-        assert dlg.engine.count() == len(list_engines(task))
-        for i, entry in enumerate(dlg.entries):
-            dlg.engine.setCurrentIndex(i)
-            resolve_params(entry.param_schema, dlg.params())  # defaults of the form validate
+    for task in all_tasks():
+        dlg = TaskDialog(task, "test", window, values={"prompt": "warm pads", "voice": __file__})
+        assert dlg.model_box.count() == len(task.models())
+        for i in range(dlg.model_box.count()):
+            dlg.model_box.setCurrentIndex(i)
+            req = dlg.request()
+            assert req["model"] == task.models()[i].id
+            task.resolve(req)  # every form's defaults (plus a prompt) validate against the schema
         dlg.deleteLater()
+
+
+def test_separation_dialog_offers_every_model_and_a_stem_choice(window, qtbot):
+    """htdemucs, htdemucs_ft, htdemucs_6s and the DSP fallback with their state; picking
+    htdemucs_6s and two stems gives exactly that JobSpec."""
+    from PyQt6.QtCore import Qt
+
+    from studio.jobs.manager import JobManager
+    from studio.jobs.tasks import prepare_job
+    from studio.tasks import Target, get_task
+    from ui.task_dialog import TaskDialog
+
+    (track,) = window.import_files([__import__("pathlib").Path(__file__).parents[2].parent / "shared" / "audio" /
+                                    "lmms_cello01.ogg"])
+    dlg = TaskDialog(get_task("separate"), "test", window)
+    qtbot.addWidget(dlg)
+    ids = [dlg.model_box.itemData(i) for i in range(dlg.model_box.count())]
+    assert {"htdemucs", "htdemucs_ft", "htdemucs_6s", "dsp-hpss-centre"} <= set(ids)
+    texts = {dlg.model_box.itemData(i): dlg.model_box.itemText(i) for i in range(dlg.model_box.count())}
+    assert "MIT" in texts["htdemucs_6s"] and ("missing" in texts["htdemucs_6s"] or "installed" in texts["htdemucs_6s"])
+    assert "built-in" in texts["dsp-hpss-centre"]
+    dlg.model_box.setCurrentIndex(ids.index("htdemucs_6s"))
+    kind, stems = dlg.fields_form.widgets["stems"]
+    assert kind == "array_enum"
+    names = [stems.item(i).text() for i in range(stems.count())]
+    assert names == ["drums", "bass", "other", "vocals", "guitar", "piano"]
+    for i, n in enumerate(names):
+        if n in ("guitar", "piano"):
+            stems.item(i).setCheckState(Qt.CheckState.Checked)
+    dlg.params_form.widgets["shifts"][1].setValue(2)
+    req = dlg.request()
+    assert req["model"] == "htdemucs_6s" and req["stems"] == ["guitar", "piano"] and req["params"]["shifts"] == 2
+    with JobManager() as m:
+        _t, _r, spec, _wd = prepare_job(m, window.doc, "separate", Target(track.id), req)
+    assert (spec.engine_id, spec.model_id, spec.stems) == ("htdemucs", "htdemucs_6s", ["guitar", "piano"])
+    assert spec.params["shifts"] == 2 and spec.region == window.doc.project.audio_track_span(track.id)
+    dlg.set_model_path(str(__import__("pathlib").Path(__file__).parent))
+    assert dlg.request()["model_path"].endswith("ui")
 
 
 def test_analyze_sets_grid_and_transcribe_adds_midi(window, qtbot, shared):
     from studio.model import edits
     from studio.model.timebase import TempoMap
-    from ui.job_target import JobTarget
+    from studio.tasks import Target
 
     (track,) = window.import_files([shared / "audio" / "lmms_piano01.ogg"])
     window.doc.push(edits.SetTempoMap(TempoMap.constant(90.0)))
     bridge = window.jobs()
     with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
-        bridge.submit(window.doc, "analyze", "fake", {}, JobTarget(track.id))
+        bridge.submit(window.doc, "analyze", Target(track.id), {"model": "fake-builtin"})
     assert blocker.args[1] == "done", blocker.args[2]
-    assert window.doc.project.tempo_map.tempos[0].bpm == 120.0  # the fake engine's tempo
-    assert "120.0 BPM" in window.tempo_label.text()
+    assert window.doc.project.tempo_map.tempos[0].bpm == 90.0  # "no": only a report
+    with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
+        bridge.submit(window.doc, "analyze", Target(track.id), {"model": "fake-builtin", "set_grid": "constant"})
+    assert blocker.args[1] == "done", blocker.args[2]
+    assert "Finished" in bridge.messages[list(bridge.messages)[0]]
     window.on_undo()
     assert window.doc.project.tempo_map.tempos[0].bpm == 90.0
 
     with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
-        bridge.submit(window.doc, "transcribe", "fake", {"frequency": 261.63}, JobTarget(track.id))
+        bridge.submit(window.doc, "transcribe", Target(track.id), {"model": "fake-builtin",
+                                                                   "params": {"frequency": 261.63}})
     assert blocker.args[1] == "done", blocker.args[2]
     midi = [t for t in window.doc.project.tracks if t.kind == "midi"]
     assert len(midi) == 1 and midi[0].parent_id == track.id
@@ -181,12 +224,12 @@ def test_models_window_download_progress_arrives_on_ui_thread(qtbot, tmp_path):
 
 def test_analyze_real_engine_sets_grid_from_track(window, qtbot, shared):
     """The offline music-analysis engine on the Warzone 2100 excerpt (tagged 80 BPM)."""
-    from ui.job_target import JobTarget
+    from studio.tasks import Target
 
     (track,) = window.import_files([shared / "audio" / "uncertain_future_30s.flac"])
     bridge = window.jobs()
     with qtbot.waitSignal(bridge.job_finished, timeout=240000) as blocker:
-        bridge.submit(window.doc, "analyze", "music-analysis", {}, JobTarget(track.id))
+        bridge.submit(window.doc, "analyze", Target(track.id), {"set_grid": "constant"})
     assert blocker.args[1] == "done", blocker.args[2]
     tm = window.doc.project.tempo_map
     assert abs(tm.tempos[-1].bpm - 80.0) < 2.0
@@ -194,7 +237,7 @@ def test_analyze_real_engine_sets_grid_from_track(window, qtbot, shared):
 
 
 def test_cli_commands_import_without_qt():
-    """studio.cli.main imports ui.cli_commands to build its parser: no Qt at module level."""
+    """The launcher imports ui.cli_commands to build its parser: no Qt at module level."""
     import subprocess
     import sys
     from pathlib import Path
@@ -216,25 +259,34 @@ def test_cli_commands_import_without_qt():
     assert out.stdout.strip() == "cmd_screenshot"
 
 
-@pytest.mark.parametrize("task", ["generate", "extend", "inpaint"])
+@pytest.mark.parametrize("task", ["generate", "extend", "inpaint", "restyle"])
 def test_generation_tasks_make_takes(window, qtbot, shared, task):
-    from ui.job_target import JobTarget
+    from studio.tasks import Target
 
     (track,) = window.import_files([shared / "audio" / "lmms_house_loop01.ogg"])
     sr = window.doc.project.sample_rate
     a, b = sr // 2, 3 * sr // 2
     bridge = window.jobs()
+    target = Target(start=a, end=b) if task == "generate" else Target(track.id, a, b)
+    request = {"model": "fake-builtin", "prompt": "warm pads", "seed": 7, "variations": 2,
+               "params": {"frequency": 220.0}}
+    if task == "extend":
+        request["seconds"] = 1.0
     with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
-        bridge.submit(window.doc, task, "fake", {"frequency": 220.0}, JobTarget(track.id, a, b), seed=7)
+        bridge.submit(window.doc, task, target, request)
     assert blocker.args[1] == "done", blocker.args[2]
+    if task == "generate":
+        track = window.doc.project.tracks[-1]
+        assert track.name == "Generated: warm pads"
     (g,) = track.take_groups
+    assert len(g.takes) == 2 and g.active_take_id == g.takes[0].id
     take = g.takes[0]
     assert take.provenance["task"] == task and take.provenance["seed"] == 7
     if task == "extend":
-        assert g.start == b and g.end == b + sr  # one second after the region (engine default)
+        assert g.start == b and g.end == b + sr  # one second after the region
     else:
         assert (g.start, g.end) == (a, b)
-    assert [r.kind for r in window.canvas.rows] == ["track", "take"]
+    assert [r.kind for r in window.canvas.rows if r.track.id == track.id] == ["track", "take", "take"]
 
 
 def test_opening_a_project_frees_the_previous_one_and_freezes_the_heap(window, tmp_path, qtbot):

@@ -50,10 +50,11 @@ def test_import_select_job_take_undo(window, qtbot, shared):
     assert sel.track_ids == [track.id]
     assert abs(sel.start - 22050) <= 441 and abs(sel.end - 66150) <= 441
 
-    # the engine dialog's form comes from the fake engine's schema
-    dlg = window.open_engine_dialog("convert_voice", "fake")
-    assert "frequency" in dlg.form.widgets and "crash" not in dlg.form.widgets
-    dlg.form.set_values({"frequency": 330.0})
+    # the task dialog's forms come from the task's fields and the fake engine's schema
+    dlg = window.open_task_dialog("restyle", "fake-builtin", values={"prompt": "brighter", "variations": 1})
+    assert "frequency" in dlg.params_form.widgets and "crash" not in dlg.params_form.widgets
+    assert {"prompt", "strength", "variations"} <= set(dlg.fields_form.widgets)
+    dlg.params_form.set_values({"frequency": 330.0})
     with qtbot.waitSignal(window.jobs().job_finished, timeout=60000) as blocker:
         dlg._ok()
     job_id, state, message = blocker.args
@@ -101,20 +102,21 @@ def test_separate_offline_stems_aligned(window, qtbot, shared):
     from ui.timeline.canvas import TimeSelection
 
     window.canvas.selection = TimeSelection(a, b, [track.id])
-    dlg = window.open_engine_dialog("separate")
-    assert dlg.engine_id() == "dsp-separation"  # offline engine preselected
+    dlg = window.open_task_dialog("separate")
+    assert dlg.current_model().id == "htdemucs"  # the real default: not installed here
+    dlg.model_box.setCurrentIndex(dlg.model_box.findData("dsp-hpss-centre"))
     with qtbot.waitSignal(window.jobs().job_finished, timeout=120000) as blocker:
         dlg._ok()
     _, state, message = blocker.args
     assert state == "done", message
     stems = [t for t in proj.tracks if t.parent_id == track.id]
     assert len(stems) >= 2
-    assert track.mute
+    assert not track.mute and track.take_groups[0].active_take().clips == []  # quiet in the range only
     total = None
     for t in stems:
         ((c, _, _),) = proj.sounding_clips(t)  # each stem plays as a take with its provenance
         assert c.start == a and c.length == b - a  # aligned with the selection
-        assert t.provenance["stem"] in t.name
+        assert t.provenance["stem"] in t.name.lower()
         audio = window.doc.pool.read(proj.media[c.media_id])
         total = audio if total is None else total + audio
     src = window.doc.pool.read(proj.media[track.clips[0].media_id], a, b - a)
@@ -125,16 +127,16 @@ def test_separate_offline_stems_aligned(window, qtbot, shared):
     assert all(depth[t.id] == 1 for t in stems)
     window.on_undo()
     assert [t for t in proj.tracks if t.parent_id == track.id] == []
-    assert not track.mute
+    assert not track.mute and track.take_groups == []
 
 
 def test_failed_job_says_what_to_do(window, qtbot, shared):
     track = _import(window, shared / "audio" / "lmms_kick01.ogg")
-    from ui.job_target import JobTarget
+    from studio.tasks import Target
 
     bridge = window.jobs()
     with qtbot.waitSignal(bridge.job_finished, timeout=60000) as blocker:
-        jid = bridge.submit(window.doc, "separate", "fake", {}, JobTarget(track.id), stems=["vocals"])
+        jid = bridge.submit(window.doc, "separate", Target(track.id), {"model": "fake-builtin", "stems": ["vocals"]})
     assert blocker.args[0] == jid
     _, state, message = blocker.args
     assert state == "failed"
@@ -145,11 +147,11 @@ def test_failed_job_says_what_to_do(window, qtbot, shared):
 
 def test_cancel_job(window, qtbot, shared):
     track = _import(window, shared / "audio" / "lmms_flute01.ogg")
-    from ui.job_target import JobTarget
+    from studio.tasks import Target
 
     bridge = window.jobs()
-    jid = window.submit_job("convert_voice", "fake", {"delay_per_chunk": 0.5, "chunk_seconds": 0.25},
-                            JobTarget(track.id))
+    jid = window.submit_task("restyle", Target(track.id), {"model": "fake-builtin", "prompt": "slow",
+                                                            "params": {"delay_per_chunk": 0.5, "chunk_seconds": 0.25}})
     assert jid
     qtbot.waitUntil(lambda: bridge.states.get(jid) == "running", timeout=30000)
     with qtbot.waitSignal(bridge.job_finished, timeout=30000) as blocker:
