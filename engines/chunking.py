@@ -11,9 +11,20 @@ complementary linear or raised-cosine cross-fades instead of a triangle.
 Memory stays bounded by one output buffer plus one batch of segments; callers that
 keep results on a GPU can use :class:`OverlapAdd` directly and move each segment's
 output to the CPU before adding it.
+
+Separation plans its chunks with :func:`plan_chunks` instead (starts spread evenly so
+the last chunk ends exactly at the input's end, unlike ``demucs.apply.apply_model``
+whose last chunk is short but costs a full model call) and weights them with
+demucs' triangle :func:`transition_window`, normalised by :func:`weight_sum`; any
+positive window reconstructs a chunk-invariant model exactly.
+
+Sources: Défossez et al., "Hybrid Transformers for Music Source Separation" (ICASSP
+2023) and ``demucs/apply.py``.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -184,3 +195,84 @@ def overlap_add(
     if acc is None:  # empty input
         return np.zeros((channels, 0), dtype=np.float32)
     return acc.result()
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where the chunks of one pass start.
+
+    Attributes:
+        length: total frames covered.
+        segment: frames per chunk (the model's input length).
+        offsets: start frame of each chunk, ascending; the last chunk ends at
+            ``max(length, segment)``.
+    """
+
+    length: int
+    segment: int
+    offsets: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def plan_chunks(length: int, segment: int, overlap: float) -> ChunkPlan:
+    """Plan chunk starts covering ``length`` frames.
+
+    Args:
+        length: frames to cover (> 0).
+        segment: frames per chunk (> 0).
+        overlap: minimum overlap between neighbours as a fraction of ``segment``, in [0, 1).
+
+    Returns:
+        A :class:`ChunkPlan`. A single chunk at 0 when ``length <= segment``.
+
+    Raises:
+        ValueError: non-positive length/segment or overlap outside [0, 1).
+    """
+    if length <= 0 or segment <= 0:
+        raise ValueError(f"length and segment must be positive, got {length} and {segment}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if length <= segment:
+        return ChunkPlan(length, segment, (0,))
+    stride = max(1, int((1.0 - overlap) * segment))
+    n = math.ceil((length - segment) / stride) + 1
+    span = length - segment
+    offsets = tuple(int(round(i * span / (n - 1))) for i in range(n))
+    return ChunkPlan(length, segment, offsets)
+
+
+def transition_window(segment: int, transition_power: float = 1.0) -> np.ndarray:
+    """The cross-fade weight of one chunk: a triangle peaking mid-chunk, to a power.
+
+    Args:
+        segment: chunk length in frames.
+        transition_power: >= 1; larger values give sharper transitions.
+
+    Returns:
+        ``(segment,)`` float32, strictly positive, max 1. Same window as
+        ``demucs.apply.apply_model``.
+
+    Raises:
+        ValueError: ``transition_power < 1``.
+    """
+    if transition_power < 1.0:
+        raise ValueError(f"transition_power must be >= 1, got {transition_power}")
+    half = segment // 2
+    w = np.concatenate([np.arange(1, half + 1), np.arange(segment - half, 0, -1)]).astype(np.float64)
+    w = (w / w.max()) ** transition_power
+    return w.astype(np.float32)
+
+
+def weight_sum(plan: ChunkPlan, window: np.ndarray) -> np.ndarray:
+    """Sum of the windows of every chunk of ``plan`` over ``[0, plan.length)``.
+
+    Returns:
+        ``(length,)`` float32, strictly positive everywhere.
+    """
+    total = np.zeros(plan.length, dtype=np.float64)
+    for off in plan.offsets:
+        n = min(plan.segment, plan.length - off)
+        total[off: off + n] += window[:n]
+    return total.astype(np.float32)

@@ -122,11 +122,10 @@ def compute_lanes(proj, pool, source: str) -> dict[str, list]:
             raise StudioError("only MIDI clips can be a control source; pick the audio clip's track instead")
         lanes = lanes_from_midi(proj, clip)
     else:
-        track = proj.track(sid)
-        spans = [proj.clip_span(c) for c in track.clips]
-        if not spans:
-            raise StudioError(f"track '{track.name}' is empty")
-        a, b = min(s for s, _ in spans), max(e for _, e in spans)
+        try:
+            a, b = proj.track_span(sid)
+        except ValueError as exc:
+            raise StudioError(str(exc)) from None
         audio = render_track_raw(proj, pool, sid, a, b)
         lanes = lanes_from_audio(proj, audio, proj.sample_rate, a)
     return lanes

@@ -12,7 +12,7 @@ from engines.base import CancelToken, InvalidJob, JobCancelled  # noqa: E402
 from engines.separation.core import SeparationOptions, complement_name, separate  # noqa: E402
 from engines.separation.demucs_adapter import tiny_htdemucs  # noqa: E402
 from engines.separation.identity import identity_model  # noqa: E402
-from engines.separation.overlap_add import plan_chunks, transition_window, weight_sum  # noqa: E402
+from engines.chunking import plan_chunks, transition_window, weight_sum  # noqa: E402
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 

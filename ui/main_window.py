@@ -14,7 +14,6 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
-from studio.errors import StudioError
 from studio.model.project import AudioClip, MidiClip, Track
 from ui import actions as act_table
 from ui import heap
@@ -216,12 +215,13 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, title, text)
 
     def _run(self, fn, *args, **kw):
-        """Call ``fn``; a StudioError/EngineError becomes a plain-words message."""
-        from engines.base import EngineError
+        """Call ``fn``; an error raised on purpose (core or engine: ``UserError``) or by the
+        file system becomes a plain-words message."""
+        from engines.base import UserError
 
         try:
             return fn(*args, **kw)
-        except (StudioError, EngineError, OSError) as exc:
+        except (UserError, OSError) as exc:
             self.error(str(exc))
             return None
 

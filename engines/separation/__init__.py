@@ -3,7 +3,7 @@
 Modules (imported lazily; importing this package does not import torch):
 
 * :mod:`engines.separation.core` - chunked, bounded-memory separation of any-rate audio.
-* :mod:`engines.separation.overlap_add` - chunk plans and cross-fade windows.
+* chunk plans and cross-fade windows: :mod:`engines.chunking` (shared by every engine).
 * :mod:`engines.separation.demucs_adapter` - building/loading HT-Demucs models safely.
 * :mod:`engines.separation.identity` - an exact identity separator for tests.
 * :mod:`engines.separation.dsp` - HPSS + centre-channel fallback (no download).

@@ -6,7 +6,7 @@ sample rate and length:
 
 1. the mixture is scaled by the std of its mono reference (as ``demucs.api``), converted to
    the model's channel count and resampled to the model rate with soxr (VHQ);
-2. it is cut into chunks planned by :mod:`engines.separation.overlap_add`, run in batches
+2. it is cut into chunks planned by :func:`engines.chunking.plan_chunks`, run in batches
    (on GPU with autocast and pinned, overlapped host transfers), and cross-faded into a
    CPU buffer, or a disk buffer (``numpy.memmap``) for long files, so the device only
    ever holds one batch;
@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from engines.base import InvalidJob, JobCancelled, is_out_of_memory
-from engines.separation.overlap_add import plan_chunks, transition_window, weight_sum
+from engines.chunking import plan_chunks, transition_window, weight_sum
 
 ProgressFn = Callable[..., None]
 

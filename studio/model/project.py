@@ -543,9 +543,20 @@ class Project(_Serial):
         track = self.track(track_id)
         if track.kind != "audio":
             raise ValueError(f"track '{track.name}' is a MIDI track; this needs an audio track")
+        return self.track_span(track_id)
+
+    def track_span(self, track_id: str) -> tuple[int, int]:
+        """``(start, end)`` timeline samples covered by a track's own clips and takes (audio
+        or MIDI): the one rule for "the whole track" of every task and export.
+
+        Raises:
+            KeyError: no such track.
+            ValueError: the track has no clips (message names the track).
+        """
+        track = self.track(track_id)
         spans = [self.clip_span(c) for c in track.all_clips()]
         if not spans:
-            raise ValueError(f"track '{track.name}' has no audio")
+            raise ValueError(f"track '{track.name}' has no {'audio' if track.kind == 'audio' else 'clips'}")
         return min(s for s, _ in spans), max(e for _, e in spans)
 
     def length_samples(self) -> int:

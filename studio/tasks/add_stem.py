@@ -43,7 +43,7 @@ class AddStemTask(Task):
         spans = []
         for tid in self._tracks(target):
             try:
-                spans.append(project.audio_track_span(tid))
+                spans.append(project.track_span(tid))
             except ValueError:
                 continue
         if not spans:

@@ -35,13 +35,10 @@ class RestyleTask(Task):
     def _span(self, project: Any, target: Target) -> tuple[int, int]:
         if target.start is not None and target.end is not None:
             return int(target.start), int(target.end)
-        track = project.track(target.track_id)
-        if track.kind == "midi":
-            spans = [project.clip_span(c) for c in track.clips]
-            if not spans:
-                raise TaskError(f"track '{track.name}' holds no clips")
-            return min(s for s, _ in spans), max(e for _, e in spans)
-        return target.span(project)
+        try:
+            return project.track_span(target.track_id)
+        except ValueError as exc:
+            raise TaskError(str(exc)) from None
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:
         super().check_target(project, target, request)
