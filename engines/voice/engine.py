@@ -174,6 +174,11 @@ class RvcEngine(EngineBase):
         progress(0.01, "loading voice")
         net, ckpt = self._voice_model(getattr(spec, "target_voice", ""))
         index = self._index_model(getattr(spec, "index_path", None))
+        if index is not None and index.d != ckpt.feature_dim:
+            from engines.voice.faiss_index import IndexFileError
+
+            raise IndexFileError(f"the index holds {index.d}-d features but this {ckpt.version} voice uses "
+                                 f"{ckpt.feature_dim}-d features (is it the index of another voice?)")
         cancel.raise_if_cancelled()
         progress(0.02, "loading embedder")
         embedder, embedder_id = self._embedder_model(spec)
