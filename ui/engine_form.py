@@ -100,7 +100,8 @@ class SchemaForm(QWidget):
             return "array_enum", w
         if t == "string" and prop.get("x-widget") == "multiline":
             w = QPlainTextEdit(self)
-            w.setMaximumHeight(90)
+            w.setMinimumHeight(64)
+            w.setMaximumHeight(110)
             if default:
                 w.setPlainText(str(default))
             return "text", w

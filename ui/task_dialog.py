@@ -59,7 +59,9 @@ class TaskDialog(QDialog):
         self.download_btn = QPushButton("Download", self)
         self.download_btn.clicked.connect(self.download_model)
         row.addWidget(self.download_btn)
-        top.addRow("Model", row)
+        model_label = QLabel("Model", self)
+        model_label.setMinimumWidth(model_label.fontMetrics().horizontalAdvance("Model") + 12)
+        top.addRow(model_label, row)
         folder_row = QHBoxLayout()
         self.folder_label = QLabel("", self)
         self.folder_label.setStyleSheet("color:#9aa0a8;")
@@ -87,8 +89,11 @@ class TaskDialog(QDialog):
         self.fields_box = QGroupBox("Settings", self)
         self.fields_lay = QVBoxLayout(self.fields_box)
         lay.addWidget(self.fields_box)
-        self.params_box = QGroupBox("Engine settings", self)
+        self.params_box = QGroupBox("Engine settings (advanced)", self)
+        self.params_box.setCheckable(True)
+        self.params_box.setChecked(False)
         self.params_lay = QVBoxLayout(self.params_box)
+        self.params_box.toggled.connect(lambda on: self.params_form.setVisible(on) if self.params_form else None)
         lay.addWidget(self.params_box)
         self.fields_form: SchemaForm | None = None
         self.params_form: SchemaForm | None = None
@@ -105,6 +110,7 @@ class TaskDialog(QDialog):
         lay.addWidget(self.buttons)
         self.model_box.currentIndexChanged.connect(self._model_changed)
         self._download_task = None
+        self.set_model_path(None)
         if not self.models:
             self.model_info.setText("No engine for this task is installed yet.")
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
@@ -158,8 +164,9 @@ class TaskDialog(QDialog):
                                       empty_text="Nothing to set for this task.")
         self.fields_form.set_values({k: v for k, v in keep.items() if k in fields})
         self.fields_lay.addWidget(self.fields_form)
-        self.params_form = SchemaForm(entry.param_schema, self.params_box,
+        self.params_form = SchemaForm(self.task.engine_schema(entry), self.params_box,
                                       empty_text="This engine has no settings.")
+        self.params_form.setVisible(self.params_box.isChecked())
         self.params_lay.addWidget(self.params_form)
         self.error.setText("")
 

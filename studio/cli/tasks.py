@@ -97,7 +97,7 @@ def _engine_params(task: Task) -> dict[str, tuple[dict[str, Any], list[str]]]:
     taken = RESERVED | set(_task_fields(task))
     out: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for e in list_engines(task.runs()):
-        for name, prop in (e.param_schema.get("properties") or {}).items():
+        for name, prop in (task.engine_schema(e).get("properties") or {}).items():
             if not isinstance(prop, dict):
                 continue
             if name in out and _kind(out[name][0]) == _kind(prop):

@@ -243,10 +243,19 @@ class Task:
                        "description": "cpu, cuda, cuda:N or mps; empty = the best available."},
         }
         props.update(self.field_schema(model))
-        props["params"] = json.loads(json.dumps(entry.param_schema))
+        props["params"] = self.engine_schema(entry)
         props["params"].setdefault("title", f"{entry.title or entry.id} settings")
         return {"type": "object", "title": self.title, "description": self.description, "properties": props,
                 "required": list(self.required), "additionalProperties": False}
+
+    def engine_schema(self, entry: EngineEntry) -> dict[str, Any]:
+        """The engine's parameter schema as this task sees it: parameters marked for other
+        tasks only (``"x-tasks": [...]`` in the property) are left out."""
+        schema = json.loads(json.dumps(entry.param_schema))
+        props = schema.get("properties") or {}
+        schema["properties"] = {k: v for k, v in props.items()
+                                if not isinstance(v, dict) or self.runs() in v.get("x-tasks", [self.runs()])}
+        return schema
 
     def resolve(self, request: dict[str, Any] | None) -> Request:
         """Validate a request dict against :meth:`request_schema` and fill defaults.
@@ -275,8 +284,12 @@ class Task:
             where = ".".join(str(p) for p in error.absolute_path if not isinstance(p, int)) or "request"
             raise TaskError(f"{self.name.replace('_', ' ')}: {where}: {error.message}")
         entry = get_entry(model.engine)
+        unused = sorted(set(full["params"]) - set(props["params"].get("properties") or {}))
+        if unused and (props["params"].get("additionalProperties") is not False):
+            raise TaskError(f"{entry.title or entry.id} has no setting '{unused[0]}' for "
+                            f"{self.name.replace('_', ' ')}")
         try:
-            params = resolve_params(entry.param_schema, full["params"])
+            params = resolve_params(props["params"], full["params"])
         except EngineError as exc:
             raise TaskError(str(exc)) from None
         model_path = full.get("model_path") or None
