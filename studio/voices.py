@@ -27,6 +27,7 @@ Qt-free; torch is imported only while validating a ``.pth``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -110,9 +111,14 @@ class Voice:
 
 
 def _slug(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-    return text[:60] or "voice"
+    """Folder name for a voice name: ASCII letters and digits joined by '-' (accents dropped);
+    names with other characters (e.g. not Latin) get a short hash so that they stay apart."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    text = decomposed.encode("ascii", "ignore").decode("ascii").lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60] or "voice"
+    if any(not c.isascii() and not unicodedata.combining(c) for c in decomposed):
+        text = f"{text}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
+    return text
 
 
 class VoiceLibrary:
@@ -211,22 +217,9 @@ class VoiceLibrary:
         name = (name or src.stem).strip()
         if not name:
             raise VoiceLibraryError("a voice needs a name")
-        try:
-            from engines.voice.checkpoint import voice_info
-
-            info = voice_info(src)
-            if idx is not None:
-                from engines.voice.faiss_index import read_index
-
-                ix = read_index(idx)
-                want = 768 if info.version == "v2" else 256
-                if ix.d != want:
-                    raise VoiceLibraryError(f"the index '{idx.name}' holds {ix.d}-d features but the voice "
-                                            f"'{src.name}' is {info.version} ({want}-d): they don't belong together")
-        except VoiceLibraryError:
-            raise
-        except UserError as exc:
-            raise VoiceLibraryError(f"voice not imported: {exc}") from None
+        for p, what in ((src, "voice model"), (idx, "index")):
+            if p is not None and not p.is_file():
+                raise VoiceLibraryError(f"voice not imported: the {what} file '{p}' does not exist")
         vid = _slug(name)
         existing = [v for v in self.list() if v.id == vid or v.name.lower() == name.lower()]
         if existing and not replace:
@@ -236,14 +229,33 @@ class VoiceLibrary:
         work = self.root / f".import-{vid}-{uuid.uuid4().hex[:8]}"
         try:
             work.mkdir(parents=True)
+            # copy first, then validate the copy: what is stored is exactly what was checked
             with atomic_output(work / MODEL_FILE) as tmp:
                 shutil.copyfile(src, tmp)
-            model_sha = sha256_file(work / MODEL_FILE)
-            index_sha = None
             if idx is not None:
                 with atomic_output(work / INDEX_FILE) as tmp:
                     shutil.copyfile(idx, tmp)
-                index_sha = sha256_file(work / INDEX_FILE)
+            try:
+                from engines.voice.checkpoint import voice_info
+
+                info = voice_info(work / MODEL_FILE)
+                if idx is not None:
+                    from engines.voice.faiss_index import read_index
+
+                    ix = read_index(work / INDEX_FILE)
+                    want = 768 if info.version == "v2" else 256
+                    if ix.d != want:
+                        raise VoiceLibraryError(
+                            f"the index '{idx.name}' holds {ix.d}-d features but the voice '{src.name}' is "
+                            f"{info.version} ({want}-d): they don't belong together")
+            except VoiceLibraryError:
+                raise
+            except UserError as exc:
+                raise VoiceLibraryError(f"voice not imported: {exc}".replace(str(work / MODEL_FILE), str(src))
+                                        .replace(f"'{MODEL_FILE}'", f"'{src.name}'")
+                                        .replace(f"'{INDEX_FILE}'", f"'{idx.name if idx else INDEX_FILE}'")) from None
+            model_sha = sha256_file(work / MODEL_FILE)
+            index_sha = sha256_file(work / INDEX_FILE) if idx is not None else None
             meta = {
                 "schema": SCHEMA_VERSION, "name": name, "source": source, "licence": licence,
                 "added": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -258,6 +270,10 @@ class VoiceLibrary:
                 self._delete(folder)
             os.replace(work, folder)
             fsync_dir(self.root)
+        except VoiceLibraryError:
+            with contextlib.suppress(OSError):
+                self._delete(work)
+            raise
         except OSError as exc:
             with contextlib.suppress(OSError):
                 self._delete(work)

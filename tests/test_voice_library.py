@@ -115,6 +115,13 @@ def test_bad_and_malicious_voices_store_nothing(tmp_path, capsys):
     assert not lib.root.exists() or not any(lib.root.iterdir())
 
 
+def test_names_that_are_not_latin_stay_apart():
+    from studio.voices import _slug
+
+    assert _slug("Alto Take 3") == "alto-take-3" and _slug("Éloïse") == "eloise"
+    assert _slug("声").startswith("voice-") and _slug("声") != _slug("歌")
+
+
 def test_voices_folder_choice(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VOICES_DIR, str(tmp_path / "env-voices"))
     assert default_voices_dir() == tmp_path / "env-voices"
