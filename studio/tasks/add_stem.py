@@ -78,5 +78,5 @@ class AddStemTask(Task):
         index = max((project.track_index(t) for t in ctx), default=len(project.tracks) - 1) + 1
         track = music.new_track(str(request.fields["instrument"]).capitalize(), prov)
         cmds: list[Command] = [edits.AddTracks([track], index=index, label="Add stem track")]
-        cmds += music.takes_commands(track.id, places, prov, request.fields, request.model.id)
+        cmds += music.takes_commands(track.id, places, prov, request.fields, request.model.id, spec)
         return MacroCommand(f"Add {request.fields['instrument']}", cmds)

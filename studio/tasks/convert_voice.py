@@ -82,5 +82,5 @@ class ConvertVoiceTask(Task):
                    "region": None}]
         prov = {**result.provenance.to_dict(), "voice": request.fields["voice"]}
         fields = {"prompt": Path(str(request.fields["voice"])).stem}
-        cmds = music.takes_commands(target.track_id, places, prov, fields, request.model.id)
+        cmds = music.takes_commands(target.track_id, places, prov, fields, request.model.id, spec)
         return MacroCommand(f"Convert voice of '{session.project.track(target.track_id).name}'", cmds)

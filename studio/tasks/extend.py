@@ -90,7 +90,7 @@ class ExtendTask(Task):
         if not places:
             return None
         prov = result.provenance.to_dict()
-        cmds = music.takes_commands(track_id, places, prov, request.fields, request.model.id)
+        cmds = music.takes_commands(track_id, places, prov, request.fields, request.model.id, spec)
         return MacroCommand(f"Extend '{project.track(track_id).name}'", cmds)
 
     def summary(self, result: JobResult, spec: JobSpec) -> str:

@@ -60,7 +60,7 @@ class GenerateTask(Task):
         prov = result.provenance.to_dict()
         track = music.new_track(music.track_name("Generated", request.fields), prov)
         cmds: list[Command] = [edits.AddTracks([track], label="Add generated track")]
-        cmds += music.takes_commands(track.id, places, prov, request.fields, request.model.id)
+        cmds += music.takes_commands(track.id, places, prov, request.fields, request.model.id, spec)
         return MacroCommand(f"Generate '{request.fields.get('prompt') or 'music'}'", cmds)
 
     def summary(self, result: JobResult, spec: JobSpec) -> str:

@@ -76,7 +76,7 @@ class InpaintTask(Task):
         if not places:
             return None
         prov = result.provenance.to_dict()
-        cmds = music.takes_commands(target.track_id, places, prov, request.fields, request.model.id)
+        cmds = music.takes_commands(target.track_id, places, prov, request.fields, request.model.id, spec)
         return MacroCommand(f"Inpaint '{session.project.track(target.track_id).name}'", cmds)
 
     def summary(self, result: JobResult, spec: JobSpec) -> str:

@@ -173,15 +173,29 @@ def take_name(request_fields: dict[str, Any], model_id: str, variation: int) -> 
     return f"{short + ' ' if short else ''}v{variation} ({model_id})"
 
 
+CONDITIONING = ("prompt", "lyrics", "language", "bpm", "key", "time_signature", "instrument", "strength",
+                "transpose", "direction")
+
+
+def spec_conditioning(spec: JobSpec) -> dict[str, Any]:
+    """What the engine was asked for, musically (prompt, lyrics, tempo, key, meter...):
+    kept in every take's provenance next to the engine's own record."""
+    return {k: getattr(spec, k) for k in CONDITIONING if hasattr(spec, k)}
+
+
 def takes_commands(track_id: str, places: list[dict[str, Any]], provenance: dict[str, Any],
-                   fields: dict[str, Any], model_id: str) -> list[Command]:
+                   fields: dict[str, Any], model_id: str, spec: JobSpec | None = None) -> list[Command]:
     """``AddMedia`` for every output and one ``AddTake`` per output on ``track_id`` over its
-    range; the first variation of each range is the active take."""
+    range; the first variation of each range is the active take. Each take's provenance
+    adds its variation, its range and (with ``spec``) the conditioning the job used."""
     cmds: list[Command] = [edits.AddMedia(p["item"]) for p in places]
     seen: set[tuple[int, int]] = set()
+    cond = spec_conditioning(spec) if spec is not None else {}
     for p in places:
         rng = (p["start"], p["end"])
         prov = {**provenance, "variation": p["variation"], "range": list(rng)}
+        if cond:
+            prov["conditioning"] = dict(cond)
         if p["region"] is not None:
             prov["region_index"] = p["region"]
         clip = AudioClip(media_id=p["item"].id, start=p["start"], offset=0, length=int(p["item"].frames),

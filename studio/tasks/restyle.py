@@ -71,5 +71,5 @@ class RestyleTask(Task):
                                     parent_id=source.id)
             cmds.append(edits.AddTracks([track], index=project.track_index(source.id) + 1, label="Add restyle track"))
             track_id = track.id
-        cmds += music.takes_commands(track_id, places, prov, request.fields, request.model.id)
+        cmds += music.takes_commands(track_id, places, prov, request.fields, request.model.id, spec)
         return MacroCommand(f"Restyle '{source.name}'", cmds)
