@@ -40,6 +40,8 @@ class SchemaForm(QWidget):
         for name, prop in (self.schema.get("properties") or {}).items():
             if not isinstance(prop, dict) or (_is_hidden(prop) and not show_hidden):
                 continue
+            if prop.get("x-widget") == "controls":  # edited by the task dialog's controls section
+                continue
             kind, w = self._widget(prop)
             w.setObjectName(name)
             w.setToolTip(str(prop.get("description", "")))

@@ -696,7 +696,8 @@ class MainWindow(QMainWindow):
             self.error("Select a track (click its header) or a time range on a track first.")
             return None
         task = get_task(task_name)
-        dlg = TaskDialog(task, target.describe(self.doc.project), self, model_id=model_id, values=values)
+        dlg = TaskDialog(task, target.describe(self.doc.project), self, model_id=model_id, values=values,
+                         project=self.doc.project, target=target)
         self._task_dialog = dlg
         dlg.accepted.connect(lambda: self.submit_task(task_name, target, dlg.request()))
         if self.ask:

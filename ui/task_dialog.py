@@ -12,12 +12,81 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                             QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
+from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                             QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ui.engine_form import SchemaForm
 
 HIDDEN = ("model", "model_path", "seed", "device", "params")
+
+
+class ControlsEditor(QWidget):
+    """The controls section: for melody, dynamics and rhythm, a source (off, the target
+    track's drawn lane, another track's audio, a MIDI clip) and a strength.
+
+    Args:
+        project: the project (its tracks, lanes and MIDI clips are the choices).
+        track_id: the job's target track (its lanes are offered first), or None.
+    """
+
+    KINDS = ("melody", "dynamics", "rhythm")
+
+    def __init__(self, project, track_id: str | None, parent=None):
+        super().__init__(parent)
+        from studio.model.project import MidiClip
+
+        lay = QFormLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.rows: dict[str, tuple[QComboBox, QDoubleSpinBox]] = {}
+        for kind in self.KINDS:
+            box = QComboBox(self)
+            box.addItem("Off", None)
+            if track_id is not None:
+                try:
+                    lane = project.track(track_id).control_lanes.get(kind)
+                except KeyError:
+                    lane = None
+                if lane is not None and lane.points:
+                    box.addItem(f"{kind.capitalize()} lane of this track", "lane")
+            for t in project.tracks:
+                lane = t.control_lanes.get(kind)
+                if t.id != track_id and lane is not None and lane.points:
+                    box.addItem(f"{kind.capitalize()} lane of '{t.name}'", f"lane:{t.id}")
+            for t in project.tracks:
+                if t.kind == "audio" and t.clips:
+                    box.addItem(f"Audio of '{t.name}'", f"track:{t.id}")
+            for t in project.tracks:
+                for c in t.clips:
+                    if isinstance(c, MidiClip):
+                        box.addItem(f"MIDI clip '{c.name or t.name}'", f"clip:{c.id}")
+            strength = QDoubleSpinBox(self)
+            strength.setRange(0.0, 10.0)
+            strength.setSingleStep(0.1)
+            strength.setValue(1.0)
+            strength.setToolTip("How strongly the result follows this control (1 = default)")
+            row = QHBoxLayout()
+            row.addWidget(box, 1)
+            row.addWidget(QLabel("strength", self))
+            row.addWidget(strength)
+            lay.addRow(kind.capitalize(), row)
+            self.rows[kind] = (box, strength)
+
+    def values(self) -> dict:
+        """The request's ``controls`` field."""
+        out = {}
+        for kind, (box, strength) in self.rows.items():
+            if box.currentData():
+                out[kind] = {"source": box.currentData(), "strength": float(strength.value())}
+        return out
+
+    def set_source(self, kind: str, source: str, strength: float = 1.0) -> None:
+        """Choose a source (e.g. ``"lane"``) for a control kind."""
+        box, s = self.rows[kind]
+        i = box.findData(source)
+        if i < 0:
+            raise ValueError(f"no {kind} source {source!r} here")
+        box.setCurrentIndex(i)
+        s.setValue(strength)
 
 
 class TaskDialog(QDialog):
@@ -32,7 +101,7 @@ class TaskDialog(QDialog):
     """
 
     def __init__(self, task, target_text: str, parent=None, *, manager=None, model_id: str | None = None,
-                 values: dict[str, Any] | None = None):
+                 values: dict[str, Any] | None = None, project=None, target=None):
         super().__init__(parent)
         from engines.models import ModelManager
         from studio.io.settings import load_settings
@@ -89,6 +158,14 @@ class TaskDialog(QDialog):
         self.fields_box = QGroupBox("Settings", self)
         self.fields_lay = QVBoxLayout(self.fields_box)
         lay.addWidget(self.fields_box)
+        self.controls: ControlsEditor | None = None
+        if "controls" in task.fields and project is not None:
+            box = QGroupBox("Controls (melody, dynamics, rhythm)", self)
+            QVBoxLayout(box)
+            track_id = getattr(target, "track_id", None)
+            self.controls = ControlsEditor(project, track_id, box)
+            box.layout().addWidget(self.controls)
+            lay.addWidget(box)
         self.params_box = QGroupBox("Engine settings (advanced)", self)
         self.params_box.setCheckable(True)
         self.params_box.setChecked(False)
@@ -221,6 +298,8 @@ class TaskDialog(QDialog):
                                "seed": int(self.seed_box.value())}
         if self.fields_form is not None:
             req.update(self.fields_form.values())
+        if self.controls is not None:
+            req["controls"] = self.controls.values()
         req["params"] = self.params_form.values() if self.params_form is not None else {}
         return req
 

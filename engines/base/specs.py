@@ -183,9 +183,13 @@ class ControlTarget:
         values: the target curve as nested lists, or None when ``audio`` is given.
         frame_rate: frames per second of ``values`` (Hz).
         audio: path to reference audio to take the feature from instead of ``values``.
-        start, end: the time range the control covers, in output frames at the spec's
-            ``sample_rate`` (``end`` None = to the end); outside it the control is off.
+        start, end: the time range the control covers, in frames at the spec's
+            ``sample_rate`` from ``values``' first frame (``end`` None = to the end);
+            outside it the control is off.
         strength: guidance weight (0 = off, 1 = default).
+        origin: where ``values``' first frame lies, in frames at the spec's sample rate
+            from the first frame of the job's ``audio`` (generate: from the output start);
+            negative when the control starts before the audio (an extension before a clip).
     """
 
     kind: str
@@ -195,6 +199,7 @@ class ControlTarget:
     start: int = 0
     end: int | None = None
     strength: float = 1.0
+    origin: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (numpy values become nested lists)."""

@@ -85,7 +85,8 @@ def add_schema_argument(p: argparse.ArgumentParser, name: str, prop: dict[str, A
 
 
 RESERVED = {"track", "start", "end", "bars_range", "region", "at", "bar", "sample_rate", "regions", "tracks", "clip",
-            "models_dir", "out", "format", "bit_depth", "json", "help", *COMMON}
+            "models_dir", "out", "format", "bit_depth", "json", "help", "control_strength", "melody_from",
+            "dynamics_from", "rhythm_from", *COMMON}
 
 
 def _engine_params(task: Task) -> dict[str, tuple[dict[str, Any], list[str]]]:
@@ -190,6 +191,29 @@ def _find_clip(project: Any, track_id: str | None, name: str) -> str:
 
 # ---------------------------------------------------------------- request
 
+def resolve_control_sources(project: Any, request: dict) -> dict:
+    """The request with each control source's track or clip named by id (the CLI accepts
+    names and 1-based numbers).
+
+    Raises:
+        StudioError: no such track or clip.
+    """
+    from studio.cli.main import resolve_tracks
+
+    controls = request.get("controls")
+    if not controls:
+        return request
+    out = {}
+    for kind, c in controls.items():
+        what, _, ref = c["source"].partition(":")
+        if what in ("track", "lane") and ref:
+            ref = resolve_tracks(project, ref)[0]
+        elif what == "clip" and ref:
+            ref = _find_clip(project, None, ref)
+        out[kind] = {**c, "source": f"{what}:{ref}" if ref else what}
+    return {**request, "controls": out}
+
+
 def _request(task: Task, args: argparse.Namespace, params: dict[str, tuple[dict[str, Any], list[str]]]) -> dict:
     from engines.registry import get_entry
 
@@ -202,6 +226,18 @@ def _request(task: Task, args: argparse.Namespace, params: dict[str, tuple[dict[
         v = getattr(args, f"f_{name}", None)
         if v is not None:
             req[name] = v
+    controls = {k: {"source": getattr(args, f"ctl_{k}")} for k in ("melody", "dynamics", "rhythm")
+                if getattr(args, f"ctl_{k}", None)}
+    for item in getattr(args, "control_strength", None) or []:
+        name, _, value = item.partition("=")
+        if name not in controls:
+            raise StudioError(f"--control-strength {item}: give --{name}-from first (controls: melody, dynamics, rhythm)")
+        try:
+            controls[name]["strength"] = float(value)
+        except ValueError:
+            raise StudioError(f"--control-strength {item}: the strength must be a number") from None
+    if controls:
+        req["controls"] = controls
     engine = get_entry(task.model(req.get("model")).engine)
     given: dict[str, Any] = {}
     for flag_name, (_prop, engines) in params.items():
@@ -374,6 +410,7 @@ def _run_project(task: Task, bundle: str, request: dict, args: argparse.Namespac
     s = Session.open(bundle)
     try:
         target = _target(task, s.project, args)
+        request = resolve_control_sources(s.project, request)
         before = {t.id for t in s.project.tracks}
         outcome = _run(task, s, target, request, args)
         if outcome.command is not None:
@@ -420,6 +457,7 @@ def _run_file(task: Task, source: str | None, request: dict, args: argparse.Name
             if source is not None:
                 import_files(s, [source])
             target = _target(task, s.project, args, default_track=s.project.tracks[0].id if s.project.tracks else None)
+            request = resolve_control_sources(s.project, request)
             before = {t.id for t in s.project.tracks}
             outcome = _run(task, s, target, request, args)
             _report(task, outcome, args)
@@ -496,7 +534,18 @@ def register(subparsers: Any) -> None:
         m.add_argument("--models-dir", help="models folder (default: $SEED_STUDIO_MODELS_DIR or the user cache)")
         f = p.add_argument_group(f"{task.title.rstrip('…').lower()} settings")
         for name, prop in _task_fields(task).items():
+            if name == "controls":
+                continue
             add_schema_argument(f, name, prop, dest=f"f_{name}")
+        if "controls" in task.fields:
+            c = p.add_argument_group("controls (melody, dynamics, rhythm)")
+            for kind in ("melody", "dynamics", "rhythm"):
+                c.add_argument(f"--{kind}-from", dest=f"ctl_{kind}", metavar="SOURCE",
+                               help=f"steer the {kind} by: lane (the track's drawn {kind} lane), lane:TRACK, "
+                                    f"track:TRACK (that track's audio) or clip:CLIP (a MIDI clip); tracks by name, "
+                                    f"number or id")
+            c.add_argument("--control-strength", action="append", metavar="NAME=VALUE", default=None,
+                           help="strength of a control, e.g. melody=1.5 (default 1; 0 = off); repeat for several")
         if params:
             e = p.add_argument_group("engine settings")
             for name, (prop, engines) in params.items():

@@ -27,7 +27,7 @@ class AddStemTask(Task):
     fields = {
         "instrument": {"type": "string", "enum": list(INSTRUMENTS), "default": "bass", "title": "Instrument",
                        "description": "What to add."},
-        **{k: v for k, v in music.PROMPT_FIELDS.items()},
+        **music.PROMPT_FIELDS, **music.CONTROL_FIELDS,
     }
     preferred_model = "acestep-v15-base"
 
@@ -65,7 +65,8 @@ class AddStemTask(Task):
         s, e = self._span(project, target)
         wav = render_input(project, session.pool, self._tracks(target), s, e, work_dir)
         return AddStemSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(s, e),
-                           instrument=request.fields["instrument"], **music.conditioning(project, s, request.fields))
+                           instrument=request.fields["instrument"], **music.conditioning(project, s, request.fields),
+                           controls=music.controls_for(session, request.fields, s, e, None))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

@@ -282,7 +282,11 @@ class Task:
         error = jsonschema.exceptions.best_match(validator.iter_errors(full))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path if not isinstance(p, int)) or "request"
-            raise TaskError(f"{self.name.replace('_', ' ')}: {where}: {error.message}")
+            message = error.message
+            hint = error.schema.get("x-pattern-words") if isinstance(error.schema, dict) else None
+            if error.validator == "pattern" and hint:
+                message = f"{error.instance!r} is not {hint}"
+            raise TaskError(f"{self.name.replace('_', ' ')}: {where}: {message}")
         entry = get_entry(model.engine)
         unused = sorted(set(full["params"]) - set(props["params"].get("properties") or {}))
         if unused and (props["params"].get("additionalProperties") is not False):
@@ -316,6 +320,10 @@ class Task:
     def input_tracks(self, project: Any, target: Target, request: Request) -> list[str]:
         """Track ids whose audio :meth:`prepare` renders (a snapshot copies only these)."""
         ids = ([target.track_id] if target.track_id else []) + list(target.track_ids)
+        if request.fields.get("controls"):
+            from studio.tasks.controls import source_tracks
+
+            ids += source_tracks(project, request.fields["controls"])
         return list(dict.fromkeys(ids))
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:

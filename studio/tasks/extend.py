@@ -24,7 +24,7 @@ class ExtendTask(Task):
     title = "Extend…"
     description = "Continue a clip after its end (or before its start) by N bars; the clip itself is untouched."
     fields = {
-        **music.PROMPT_FIELDS, **music.LENGTH_FIELDS,
+        **music.PROMPT_FIELDS, **music.LENGTH_FIELDS, **music.CONTROL_FIELDS,
         "direction": {"type": "string", "enum": ["after", "before"], "default": "after", "title": "Direction",
                       "description": "after = continue past the clip's end; before = lead into its start."},
         "context_seconds": {"type": "number", "minimum": 1, "maximum": 600, "default": 60, "title": "Context (s)",
@@ -78,9 +78,11 @@ class ExtendTask(Task):
             a, b = s, min(e, s + ctx)
             at = s - frames
         wav = render_input(project, session.pool, [track_id], a, b, work_dir)
+        t0, t1 = min(a, at), max(b, at + frames)
+        controls = music.controls_for(session, request.fields, t0, t1, track_id, origin=t0 - a)
         return ExtendSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(a, b),
                           frames=frames, direction=request.fields["direction"],
-                          **music.conditioning(project, at, request.fields))
+                          **music.conditioning(project, at, request.fields), controls=controls)
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

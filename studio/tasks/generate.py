@@ -23,7 +23,7 @@ class GenerateTask(Task):
     title = "Generate…"
     description = ("Make new music from a prompt (and lyrics): N variations as takes on a new track, at the "
                    "playhead or the selection, on the project's grid.")
-    fields = {**music.PROMPT_FIELDS, **music.LENGTH_FIELDS}
+    fields = {**music.PROMPT_FIELDS, **music.LENGTH_FIELDS, **music.CONTROL_FIELDS}
     preferred_model = "acestep-v15-xl-turbo"
 
     def check_fields(self, fields: dict[str, Any]) -> None:
@@ -50,7 +50,8 @@ class GenerateTask(Task):
         project = session.project
         start, end = self._range(project, target, request)
         return GenerateSpec(**request.spec_fields(), sample_rate=project.sample_rate, region=(start, end),
-                            frames=end - start, **music.conditioning(project, start, request.fields))
+                            frames=end - start, **music.conditioning(project, start, request.fields),
+                            controls=music.controls_for(session, request.fields, start, end, target.track_id))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

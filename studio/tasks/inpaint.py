@@ -22,7 +22,7 @@ class InpaintTask(Task):
     title = "Inpaint region…"
     description = "Regenerate the selected region(s) of a track so they join their context seamlessly."
     fields = {
-        **music.PROMPT_FIELDS,
+        **music.PROMPT_FIELDS, **music.CONTROL_FIELDS,
         "context_seconds": {"type": "number", "minimum": 0, "maximum": 120, "default": 10, "title": "Context (s)",
                             "description": "Audio the model hears on each side of the regions."},
         "match_loudness": {"type": "boolean", "default": True, "title": "Match loudness",
@@ -68,7 +68,8 @@ class InpaintTask(Task):
                            region=(regs[0][0], regs[-1][1]), context=(regs[0][0] - a, b - regs[-1][1]),
                            regions=[(x - a, y - a) for x, y in regs],
                            match_loudness=bool(request.fields["match_loudness"]),
-                           **music.conditioning(project, regs[0][0], fields))
+                           **music.conditioning(project, regs[0][0], fields),
+                           controls=music.controls_for(session, request.fields, a, b, target.track_id))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

@@ -37,6 +37,21 @@ PROMPT_FIELDS: dict[str, dict[str, Any]] = {
 }
 """Prompt, lyrics, variations and the musical conditioning, shared by the generative tasks."""
 
+from studio.tasks.controls import CONTROL_FIELD  # noqa: E402
+
+CONTROL_FIELDS: dict[str, dict[str, Any]] = {"controls": CONTROL_FIELD}
+"""The time-varying controls of the generative tasks (see :mod:`studio.tasks.controls`)."""
+
+
+def controls_for(session: Any, request_fields: dict[str, Any], t0: int, t1: int, track_id: str | None,
+                 origin: int = 0) -> dict[str, Any]:
+    """The spec's ``controls`` for a job over ``[t0, t1)`` (see :func:`studio.tasks.controls.control_targets`)."""
+    from studio.tasks.controls import control_targets
+
+    if not request_fields.get("controls"):
+        return {}
+    return control_targets(session.project, session.pool, request_fields["controls"], t0, t1, track_id, origin)
+
 LENGTH_FIELDS: dict[str, dict[str, Any]] = {
     "bars": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1000, "default": None, "title": "Bars",
              "description": "Length in bars, exact at the project's tempo map (tempo and meter changes included)."},

@@ -22,7 +22,7 @@ class RestyleTask(Task):
     title = "Restyle…"
     description = "Re-render a track or the selection in a new style, keeping its melody and rhythm."
     fields = {
-        **music.PROMPT_FIELDS,
+        **music.PROMPT_FIELDS, **music.CONTROL_FIELDS,
         "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "title": "Strength",
                      "description": "0 = keep the source as it is, 1 = follow only the new prompt."},
     }
@@ -54,7 +54,8 @@ class RestyleTask(Task):
         wav = render_input(project, session.pool, [target.track_id], s, e, work_dir)
         return RestyleSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(s, e),
                            strength=float(request.fields["strength"]),
-                           **music.conditioning(project, s, request.fields))
+                           **music.conditioning(project, s, request.fields),
+                           controls=music.controls_for(session, request.fields, s, e, target.track_id))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

@@ -82,3 +82,28 @@ def test_generate_takes_audition_undo(window, qtbot, shared):
     assert group.active_take_id == group.takes[0].id
     window.on_undo()
     assert len(proj.tracks) == n_tracks
+
+
+def test_the_dialog_offers_lanes_tracks_and_clips_as_controls(window, shared):
+    from studio.model import edits
+    from studio.model.project import ControlLane
+    from studio.tasks import Target, get_task
+    from ui.task_dialog import TaskDialog
+
+    (track,) = window.import_files([shared / "audio" / "lmms_flute01.ogg"])
+    (midi,) = window.import_files([shared / "midi" / "blupi_music000.mid"])[:1]
+    window.doc.push(edits.SetControlLane(track.id, "dynamics", ControlLane("dynamics", [[0, -30.0], [44100, -6.0]])))
+    target = Target(track.id, 0, 44100)
+    dlg = TaskDialog(get_task("inpaint"), "test", window, values={"prompt": "x"}, project=window.doc.project,
+                     target=target)
+    box, _ = dlg.controls.rows["dynamics"]
+    sources = [box.itemData(i) for i in range(box.count())]
+    assert sources[:2] == [None, "lane"] and f"track:{track.id}" in sources
+    assert any(s and s.startswith("clip:") for s in sources)
+    dlg.controls.set_source("dynamics", "lane", 1.5)
+    dlg.controls.set_source("melody", f"track:{track.id}")
+    req = dlg.request()
+    assert req["controls"] == {"dynamics": {"source": "lane", "strength": 1.5},
+                               "melody": {"source": f"track:{track.id}", "strength": 1.0}}
+    get_task("inpaint").resolve(req)
+    dlg.deleteLater()
