@@ -16,10 +16,12 @@ amplitude envelope and breath noise), default 20 s. Each device first converts 2
 up, then the whole signal with :func:`engines.voice.pipeline.convert` and the engine
 defaults (1 s pads, chunks of 38 s, transpose 0, index_rate 0.75, protect 0.33).
 
-Printed per device: seconds and real-time factor (RTF = processing seconds / audio
-seconds, lower is faster) for each stage, the whole conversion, and RMVPE in place of FCPE;
-CPU seconds (user + system, all threads) per audio second; peak CPU RSS, and on CUDA
+Printed per device: wall seconds and real-time factor (RTF = processing seconds / audio
+seconds, lower is faster) for each stage and the whole conversion ("total" includes
+resampling, filtering and the RMS mix), the same in process CPU seconds (all threads; on
+a shared machine the steadier figure), RMVPE in place of FCPE; peak CPU RSS, and on CUDA
 ``torch.cuda.max_memory_allocated``. On CUDA the stage timers synchronise the device.
+The audio seconds include neither the 1 s pads nor the warm-up.
 
 Usage::
 
@@ -145,9 +147,11 @@ def run_device(device: str, dtype: str, audio, voice: Path, emb_dir: Path, rmvpe
         torch.cuda.synchronize()
     t_rmvpe = time.monotonic() - t1
     stages = {k: float(v) for k, v in r.info["seconds"].items()}
+    cpu_stages = {k: float(v) for k, v in r.info["cpu_seconds"].items()}
     out = {
         "device": device, "dtype": dtype, "audio_seconds": seconds, "chunks": len(r.info["chunks"]),
         "stage_seconds": stages, "stage_rtf": {k: v / seconds for k, v in stages.items()},
+        "stage_cpu_seconds": cpu_stages, "stage_cpu_rtf": {k: v / seconds for k, v in cpu_stages.items()},
         "total_seconds": wall, "total_rtf": wall / seconds, "cpu_seconds_per_audio_second": cpu / seconds,
         "rmvpe_seconds": t_rmvpe, "rmvpe_rtf": t_rmvpe / seconds, "peak_rss_mb": _rss_peak_mb(),
         "torch_threads": torch.get_num_threads(),
@@ -161,12 +165,11 @@ def run_device(device: str, dtype: str, audio, voice: Path, emb_dir: Path, rmvpe
 def _print(fig: dict) -> None:
     print(f"\n{fig['device']} ({fig['dtype']}{', ' + fig['gpu'] if 'gpu' in fig else ''}, "
           f"{fig['torch_threads']} torch threads): {fig['audio_seconds']:.0f} s of audio in {fig['chunks']} chunk(s)")
-    print(f"  {'stage':<12}{'seconds':>9}{'RTF':>9}")
-    for k in ("embedder", "pitch", "index", "synthesizer"):
-        print(f"  {k:<12}{fig['stage_seconds'][k]:>9.2f}{fig['stage_rtf'][k]:>9.3f}")
-    print(f"  {'total':<12}{fig['total_seconds']:>9.2f}{fig['total_rtf']:>9.3f}   (pipeline incl. resampling, "
-          f"filtering, RMS mix)")
-    print(f"  {'rmvpe':<12}{fig['rmvpe_seconds']:>9.2f}{fig['rmvpe_rtf']:>9.3f}   (instead of FCPE)")
+    print(f"  {'stage':<12}{'seconds':>9}{'RTF':>9}{'CPU s':>9}{'CPU RTF':>9}")
+    for k in ("embedder", "pitch", "index", "synthesizer", "total"):
+        print(f"  {k:<12}{fig['stage_seconds'][k]:>9.2f}{fig['stage_rtf'][k]:>9.3f}"
+              f"{fig['stage_cpu_seconds'][k]:>9.2f}{fig['stage_cpu_rtf'][k]:>9.3f}")
+    print(f"  {'rmvpe':<12}{fig['rmvpe_seconds']:>9.2f}{fig['rmvpe_rtf']:>9.3f}   (pitch by RMVPE instead of FCPE)")
     print(f"  CPU s per audio s: {fig['cpu_seconds_per_audio_second']:.2f}; peak RSS {fig['peak_rss_mb']:.0f} MB"
           + (f"; CUDA peak {fig['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in fig else ""))
 

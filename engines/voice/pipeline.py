@@ -85,8 +85,9 @@ class ConversionResult:
     Attributes:
         audio: float32 ``(channels, frames)`` at the input's rate, the input's exact shape.
         info: ``chunks`` (content-frame ranges), ``seconds`` per stage ("pitch",
-            "embedder", "index", "synthesizer", "total"), ``voiced_fraction``,
-            ``model_rate``.
+            "embedder", "index", "synthesizer", "total": wall clock), ``cpu_seconds`` per
+            stage (process CPU time, all threads), ``voiced_fraction``, ``model_rate``,
+            ``frames_10ms``.
     """
 
     audio: np.ndarray
@@ -206,7 +207,7 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
     from engines.voice.pitch import coarse_pitch, median_filter_f0, transpose_f0
 
     opts = options or ConversionOptions()
-    t_start = time.monotonic()
+    t_start, cpu_start = time.monotonic(), time.process_time()
     a = np.asarray(audio, np.float32)
     if a.ndim == 1:
         a = a[None]
@@ -246,10 +247,19 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
     dtype = param.dtype
     cuda = str(device).startswith("cuda")
 
+    cpu_seconds = dict.fromkeys(seconds, 0.0)
+    marks: list[tuple[float, float]] = []
+
     def now() -> float:  # stage times: wait for queued GPU work so it is counted where it belongs
         if cuda:
             torch.cuda.synchronize(device)
-        return time.monotonic()
+        marks.append((time.monotonic(), time.process_time()))
+        return marks[-1][0]
+
+    def stage(name: str) -> None:  # charge the time since the previous mark to a stage
+        (w0, c0), (w1, c1) = marks[-2], marks[-1]
+        seconds[name] += w1 - w0
+        cpu_seconds[name] += c1 - c0
 
     sid = torch.tensor([int(opts.speaker_id)], device=device)
     pieces: list[np.ndarray] = []
@@ -262,25 +272,25 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
         m = b0 - a0 + 2 * pad_f
         seg = xp[a0 * WINDOW: (b0 + 2 * pad_f) * WINDOW + EXTRA_PAD]
 
-        t0 = now()
+        now()
         f0 = f0_fn(np.ascontiguousarray(seg[: m * WINDOW]), m)
         f0 = median_filter_f0(np.asarray(f0, np.float32)[:m], int(opts.filter_radius))
         f0 = transpose_f0(f0, opts.transpose)
         voiced += int(np.count_nonzero(f0[pad_f: m - pad_f] > 0))
         pitch = torch.from_numpy(coarse_pitch(f0))[None].to(device)
         pitchf = torch.from_numpy(f0)[None].to(device)
-        t1 = now()
-        seconds["pitch"] += t1 - t0
+        now()
+        stage("pitch")
 
         feats = embedder(torch.from_numpy(np.ascontiguousarray(seg))[None], version)
         feats = feats.to(device=device, dtype=dtype)
-        t2 = now()
-        seconds["embedder"] += t2 - t1
+        now()
+        stage("embedder")
         feats0 = feats
         if index is not None and opts.index_rate > 0:
             feats = blend_features(feats[0].float(), index, float(opts.index_rate))[None].to(dtype)
-        t3 = now()
-        seconds["index"] += t3 - t2
+        now()
+        stage("index")
 
         feats = torch.repeat_interleave(feats, 2, dim=1)
         feats0 = torch.repeat_interleave(feats0, 2, dim=1)
@@ -300,7 +310,8 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
             out = synthesizer.infer(feats, lengths, pitch, pitchf, sid)
         y = out[0, 0].float().cpu().numpy()
         pieces.append(y[pad_f * hop: (m - pad_f) * hop])
-        seconds["synthesizer"] += now() - t3
+        now()
+        stage("synthesizer")
         if progress is not None:
             progress((k + 1) / n_chunks, "converting")
 
@@ -314,6 +325,8 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
         y = y / top
     out = np.ascontiguousarray(np.broadcast_to(y.astype(np.float32), (channels, n_in)))
     seconds["total"] = time.monotonic() - t_start
+    cpu_seconds["total"] = time.process_time() - cpu_start
     info = {"chunks": [[int(cuts[i]), int(cuts[i + 1])] for i in range(n_chunks)], "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "voiced_fraction": voiced / max(1, frames), "model_rate": tgt_sr, "frames_10ms": frames}
     return ConversionResult(out, info)
