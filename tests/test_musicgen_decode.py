@@ -156,6 +156,26 @@ def test_decoder_logits_match_the_library_forward(tiny):
     torch.testing.assert_close(out, ref[:, :, 11], rtol=1e-4, atol=1e-4)
 
 
+def test_packed_cpu_weights_give_the_module_results(tiny):
+    """CPU bfloat16 with oneDNN-prepacked weights computes what the library modules compute."""
+    mg = MusicgenModel(tiny, "cpu", torch.bfloat16)
+    if not D.PackedWeights.available(mg.model.decoder):
+        pytest.skip("this CPU has no oneDNN bfloat16 support")
+    text = mg.text_states("soft jazz guitar")
+    cond = mg.conditioning(text, 2, True)
+    rows = torch.randint(0, TINY_CODEBOOK_SIZE, (4, 4, 10), generator=torch.Generator().manual_seed(5))
+    out = []
+    for packed in (None, D.PackedWeights(mg.model.decoder)):
+        dec = D.StaticDecoder(mg.model.decoder, 4, 16, packed=packed)
+        dec.set_conditioning(cond)
+        block = dec.logits(dec.forward(dec.embed(rows[..., :9]), 0))
+        step = dec.logits(dec.forward(dec.embed(rows[..., 9:]), 9))
+        out.append((block.float(), step.float()))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+    assert mg.packed is not None  # the model builds and keeps one packed copy
+
+
 # --------------------------------------------------------------------------- sampling
 
 

@@ -298,6 +298,35 @@ def test_outputs_as_files_and_complete_provenance(engine, tiny, tmp_path):
     assert describe("x", 120, "C major", False) == "x"
 
 
+def test_through_the_host_job_loop_with_an_out_of_memory_retry(engine, tiny, tmp_path, monkeypatch):
+    """The host's own job loop (LocalHost): files out, provenance, and an out-of-memory error
+    retried with chunk_scale halved, which splits the variations into smaller batches
+    without changing the takes (each variation has its own seeded generator)."""
+    from engines.host.local import LocalHost
+
+    spec = _gen(tiny, frames=4000, sample_rate=8000, variations=2, seed=21)
+    direct = _run(engine, spec)
+    real_init = D.StaticDecoder.__init__
+    tries = []
+
+    def tight_memory(self, lm, rows, max_len, packed=None):
+        tries.append(rows)
+        if rows > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        real_init(self, lm, rows, max_len, packed)
+
+    monkeypatch.setattr(D.StaticDecoder, "__init__", tight_memory)
+    host = LocalHost(engines={"musicgen": engine})
+    r = host.run("job-1", spec, work_dir=str(tmp_path))
+    assert tries == [4, 2, 2]  # 2 variations x (cond, null) rows; then one variation per batch
+    assert r.provenance.chunk_scale == 0.5 and r.provenance.extra["batches"] == [1, 1]
+    assert r.provenance.licence == "CC-BY-NC-4.0" and r.provenance.engine_id == "musicgen"
+    for v in (1, 2):
+        audio, sr = load_audio(r.outputs[f"take{v}"])
+        assert sr == 8000 and np.array_equal(audio, direct.outputs[f"take{v}"])
+    assert r.data["placements"]["take2"] == {"offset": 0, "variation": 2, "region": None}
+
+
 def test_invalid_jobs(engine, tiny):
     with pytest.raises(InvalidJob, match="frames > 0"):
         _run(engine, _gen(tiny, frames=0, sample_rate=8000))

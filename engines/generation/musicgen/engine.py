@@ -302,7 +302,8 @@ class MusicgenEngine(EngineBase):
             seeds = [int(spec.seed) + v for v in batch]
             seeds_all += seeds
             gens = make_generators(seeds, device)
-            dec = StaticDecoder(mg.model.decoder, 2 * b if guided else b, cache_length(window, prefix_len, mg.max_delay))
+            dec = StaticDecoder(mg.model.decoder, 2 * b if guided else b, cache_length(window, prefix_len, mg.max_delay),
+                                packed=mg.packed)
 
             def cond_for(w: Any, _b: int = b) -> Any:
                 return mg.conditioning(text, _b, guided, melody_for(w) if melody_for is not None else None)
@@ -370,6 +371,7 @@ class MusicgenEngine(EngineBase):
             "batches": [len(b) for b in batches],
             "cuda_graph": use_graph,
             "decoder_dtype": prov.dtype,
+            "packed_cpu_weights": mg.packed is not None,
             "melody": melody_info,
             "library": _library_versions(),
         })

@@ -27,7 +27,7 @@ import torch
 
 from engines.base import InvalidJob, ModelNotInstalled
 from engines.generation.musicgen.chroma import ChromaParams, null_chroma
-from engines.generation.musicgen.decode import Conditioning, codebook_delays
+from engines.generation.musicgen.decode import Conditioning, PackedWeights, codebook_delays
 
 __all__ = ["MusicgenModel", "quiet_transformers"]
 
@@ -121,6 +121,7 @@ class MusicgenModel:
         self.special = int(special if special is not None else dcfg.vocab_size)
         self.max_positions = int(dcfg.max_position_embeddings)
         self.chroma = self._chroma_params() if self.melody else None
+        self._packed: PackedWeights | None | bool = False  # False = not decided yet
 
     # ------------------------------------------------------------------ facts
 
@@ -133,6 +134,18 @@ class MusicgenModel:
     def max_delay(self) -> int:
         """Largest codebook delay (3 mono, 3 stereo)."""
         return max(self.delays)
+
+    #: Largest decoder (parameters) whose weights get a packed CPU copy (doubles their memory).
+    PACK_MAX_PARAMS = 2_000_000_000
+
+    @property
+    def packed(self) -> PackedWeights | None:
+        """:class:`PackedWeights` of the decoder on CPU in bfloat16 (built on first use), else None."""
+        if self._packed is False:
+            lm = self.model.decoder
+            n = sum(p.numel() for p in lm.parameters())
+            self._packed = PackedWeights(lm) if PackedWeights.available(lm) and n <= self.PACK_MAX_PARAMS else None
+        return self._packed or None
 
     def memory_bytes(self) -> int:
         """Bytes held by the weights."""
