@@ -10,15 +10,65 @@ cleaned by :func:`clean_temp_files`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 _crash_hook: Callable[[str], None] | None = None
 CHUNK_BYTES = 1 << 20
 """Atomic writes go out in chunks of this many bytes."""
+
+
+DISK_FULL_FREE_BYTES = 1 << 20
+"""A write that fails while the folder has less than this many bytes free is reported as
+"the disk is full" (libsndfile, for one, reports ENOSPC only as "System error")."""
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk (or the user's quota) is full.
+
+    An ``OSError`` with ``errno == ENOSPC`` and ``filename`` = the file that could not be
+    written; the temp file has been removed and the destination is untouched.
+    """
+
+    def __init__(self, path: str | Path):
+        super().__init__(errno.ENOSPC, "the disk is full", str(path))
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Bytes this process may still write in ``folder``'s file system (root may use the
+    reserved blocks), or None where the file system can't tell."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+    return int(blocks) * int(st.f_frsize)
+
+
+def is_disk_full(exc: BaseException, folder: str | Path | None = None) -> bool:
+    """Whether ``exc`` (raised by a write into ``folder``) means the disk is full.
+
+    True for ``ENOSPC``/``EDQUOT`` anywhere in the exception's chain, and for other write
+    errors (libsndfile's "System error") when ``folder`` has less than
+    :data:`DISK_FULL_FREE_BYTES` free. Call it before removing the failed temp file.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return True
+        if "No space left" in str(e) or "Disk quota" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    if folder is None or not isinstance(exc, Exception) or isinstance(exc, (KeyboardInterrupt, MemoryError)):
+        return False
+    free = free_bytes(folder)
+    return free is not None and free < DISK_FULL_FREE_BYTES
 
 
 def set_crash_hook(hook: Callable[[str], None] | None) -> None:
@@ -61,7 +111,12 @@ def _fsync_file(path: Path) -> None:
 
 
 def _temp_beside(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path) from exc
+        raise
     os.close(fd)
     return Path(tmp)
 
@@ -75,6 +130,9 @@ def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path
     (default: what ``open()`` would give, 0o666 minus the umask), renamed over
     ``path``, and the folder is fsynced. On error the temp file is removed and
     ``path`` is untouched.
+
+    Raises:
+        DiskFullError: the temp file could not be created or written for lack of space.
     """
     path = Path(path)
     tmp = _temp_beside(path)
@@ -83,9 +141,12 @@ def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path
         _fsync_file(tmp)
         os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc, path.parent)  # before the temp file frees its space
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if full and not isinstance(exc, DiskFullError):
+            raise DiskFullError(path) from exc
         raise
     fsync_dir(path.parent)
 
@@ -95,7 +156,10 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator:
     """Open a temp file beside ``path``; on clean exit flush, fsync and rename it over ``path``.
 
     On an exception the temp file is removed and ``path`` is untouched.
-    Raises OSError from the file system.
+
+    Raises:
+        DiskFullError: no space left for the temp file (an ``OSError``, ``ENOSPC``).
+        OSError: other file-system errors.
     """
     path = Path(path)
     tmp = _temp_beside(path)
@@ -114,6 +178,12 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator:
         _step("renamed")
         fsync_dir(path.parent)
         _step("dir-synced")
+    except OSError as exc:
+        if not ok and is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise DiskFullError(path) from exc
+        raise
     finally:
         if not ok:
             with contextlib.suppress(OSError):
@@ -134,14 +204,50 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def clean_temp_files(folder: str | Path) -> int:
-    """Remove temp files left by interrupted atomic writes in ``folder``. Returns the count."""
-    n = 0
-    for p in Path(folder).glob(".*.tmp-*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
+def temp_name_pattern(name: str = "*") -> str:
+    """The glob of the temp files an atomic write of ``name`` leaves after a crash
+    (``.<name>.tmp-*``); ``"*"`` matches those of every name."""
+    return f".{name}.tmp-*"
+
+
+def clean_temp_files(folder: str | Path, names: Iterable[str] | None = None) -> tuple[int, int]:
+    """Remove temp files left by interrupted atomic writes in ``folder``.
+
+    Args:
+        names: only the temp files of these destination names (``.<name>.tmp-*``);
+            None = every ``.*.tmp-*`` file of the folder.
+
+    Returns:
+        ``(files removed, bytes freed)``. Only regular files are removed; errors are skipped.
+    """
+    patterns = [temp_name_pattern()] if names is None else [temp_name_pattern(glob_escape(n)) for n in names]
+    n = freed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0, 0
+    for pattern in patterns:
+        for p in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                st = p.lstat()
+                if not _is_regular(st.st_mode):
+                    continue
+                p.unlink()
+                n += 1
+                freed += st.st_size
+    return n, freed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob wildcards escaped (``[`` ``]`` ``*`` ``?``)."""
+    import glob
+
+    return glob.escape(name)
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
 
 
 def sha256_file(path: str | Path, chunk: int = CHUNK_BYTES,

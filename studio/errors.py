@@ -54,3 +54,47 @@ class RenderError(StudioError):
 
 class CommandError(StudioError):
     """An edit command could not be applied; the project is left unchanged."""
+
+
+class DiskFull(FileProblem):
+    """A write failed because the disk is full. The message names the file and says
+    what was kept (``"the project is unchanged"``).
+
+    Attributes:
+        path: the file that could not be written.
+        kept: what is still as it was, in plain words.
+    """
+
+    kind = "file"
+
+    def __init__(self, path: str | Path, kept: str = "the project is unchanged"):
+        self.kept = kept
+        super().__init__(path, f"the disk is full, so it could not be written; {kept}")
+        self.hint = "free some disk space and try again"
+
+    def __str__(self) -> str:
+        return f"the disk is full: could not write '{self.path}'; {self.kept}"
+
+
+class ProjectLocked(ProjectError):
+    """Another process has the project open for writing (one writer per project).
+
+    Attributes:
+        holder: what the lock file says about the holder: ``pid``, ``host``, ``since``
+            (seconds since the epoch), ``program``; may be empty while the holder starts.
+    """
+
+    def __init__(self, path: str | Path, problem: str, holder: dict | None = None):
+        self.holder = dict(holder or {})
+        super().__init__(path, problem)
+
+
+def write_failed(path: str | Path, exc: BaseException, kept: str = "the project is unchanged",
+                 folder: str | Path | None = None) -> StudioError | None:
+    """The plain-words error for a failed write of ``path``: :class:`DiskFull` when the
+    disk is full (see :func:`engines.files.is_disk_full`), else None (re-raise ``exc``)."""
+    from engines.files import is_disk_full
+
+    if is_disk_full(exc, folder):
+        return DiskFull(path, kept)
+    return None
