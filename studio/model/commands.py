@@ -111,14 +111,17 @@ class UndoStack:
         """Execute ``cmd`` and record it. Returns it.
 
         Raises:
-            CommandError: the command could not be applied; the project is unchanged.
+            CommandError: the command could not be applied, or it would make the song pass
+                the 24 h limit (:mod:`studio.limits`); the project is unchanged.
         """
         try:
             cmd.do(self.project)
         except CommandError:
             raise
-        except (KeyError, ValueError, IndexError, TypeError) as exc:
+        except (KeyError, ValueError, IndexError, TypeError, OverflowError) as exc:
             raise CommandError(f"{cmd.label}: {exc}") from exc
+        if not self._groups:
+            self._check_limits(cmd)
         if self._groups:
             self._groups[-1].commands.append(cmd)
             return cmd
@@ -160,10 +163,25 @@ class UndoStack:
         if self._groups:
             self._groups[-1].commands.append(macro)
             return
+        self._check_limits(macro)
         self._merge_barrier = True
         self._record(macro)
         self._merge_barrier = True
         self._emit("push")
+
+    def _check_limits(self, cmd: Command) -> None:
+        """Undo ``cmd`` (just done) and raise when the project now passes a limit."""
+        from studio.limits import length_problem
+
+        problem = length_problem(self.project)
+        if problem:
+            cmd.undo(self.project)
+            raise CommandError(f"{cmd.label}: {problem}; nothing was changed")
+
+    def commands(self) -> list[Command]:
+        """Every command the history still holds (done, undone, and in open groups):
+        what undo and redo may bring back."""
+        return [*self._done, *self._undone, *self._groups]
 
     def break_merge(self) -> None:
         """End the current drag: the next command never merges into the previous one."""

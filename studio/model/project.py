@@ -74,6 +74,11 @@ class MediaItem(_Serial):
         original_name: file name the musician imported (provenance).
         original_sha256: sha256 of the original file's bytes.
         original_sample_rate: sample rate of the original file, Hz.
+        size: bytes of the stored file (0 = not recorded, projects before the media check).
+        fingerprint: sha256 of the stored file's size and of eight 4 KiB blocks spread over
+            it (:func:`studio.media.pool.fingerprint_file`): a cheap check, on opening, that
+            the file is still the one imported ("" = not recorded). The full check is
+            ``id`` (``seed-studio verify``).
     """
 
     id: str
@@ -84,6 +89,8 @@ class MediaItem(_Serial):
     original_name: str = ""
     original_sha256: str = ""
     original_sample_rate: int = 0
+    size: int = 0
+    fingerprint: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "MediaItem":
@@ -93,6 +100,7 @@ class MediaItem(_Serial):
             original_name=str(d.get("original_name", "")),
             original_sha256=str(d.get("original_sha256", "")),
             original_sample_rate=int(d.get("original_sample_rate", 0)),
+            size=int(d.get("size", 0)), fingerprint=str(d.get("fingerprint", "")),
         )
 
 

@@ -10,7 +10,10 @@ File (``set_tempo`` / ``time_signature`` meta events) and in Tracktion Engine's
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
+
+from studio.limits import MAX_BPM, MIN_BPM
 
 PPQ = 960
 """Ticks per quarter note used everywhere in the project."""
@@ -22,7 +25,8 @@ class TempoChange:
 
     Attributes:
         tick: position in ticks (PPQ 960), >= 0.
-        bpm: quarter notes per minute, in (0, 1000].
+        bpm: quarter notes per minute, in [1, 1000] (:data:`studio.limits.MIN_BPM` ..
+            :data:`studio.limits.MAX_BPM`).
     """
 
     tick: int
@@ -64,7 +68,7 @@ class TempoMap:
 
     Raises:
         ValueError: on construction with an empty list, a change at a
-            negative tick, a non-positive BPM or an invalid meter.
+            negative tick, a BPM outside 1..1000 (or not finite) or an invalid meter.
     """
 
     tempos: list[TempoChange] = field(default_factory=lambda: [TempoChange(0, 120.0)])
@@ -80,8 +84,8 @@ class TempoMap:
         if not self.signatures or self.signatures[0].tick != 0:
             raise ValueError("the tempo map needs a time signature at tick 0")
         for t in self.tempos:
-            if t.tick < 0 or not (0 < t.bpm <= 1000):
-                raise ValueError(f"invalid tempo {t.bpm} BPM at tick {t.tick}")
+            if t.tick < 0 or not math.isfinite(t.bpm) or not (MIN_BPM <= t.bpm <= MAX_BPM):
+                raise ValueError(f"invalid tempo {t.bpm:g} BPM at tick {t.tick} (tempos are {MIN_BPM:g}-{MAX_BPM:g} BPM)")
         for s in self.signatures:
             if s.tick < 0 or not (1 <= s.numerator <= 64) or s.denominator not in (1, 2, 4, 8, 16, 32):
                 raise ValueError(f"invalid time signature {s.numerator}/{s.denominator} at tick {s.tick}")
@@ -100,7 +104,7 @@ class TempoMap:
         Args:
             bar: 0-based bar index (bar 0 = "bar 1" in a DAW); the change sits on its
                 first tick and holds until the next change already in the map.
-            bpm: quarter notes per minute (0 < bpm <= 1000), or None to keep the tempo.
+            bpm: quarter notes per minute (1 <= bpm <= 1000), or None to keep the tempo.
             numerator, denominator: the meter from that bar on, or None to keep it.
                 Meter changes after ``bar`` keep their bar numbers: they move to the
                 bar lines of the new meter.
@@ -110,8 +114,8 @@ class TempoMap:
         """
         if int(bar) < 0:
             raise ValueError(f"bar {bar} is before the start of the song")
-        if bpm is not None and not 0 < float(bpm) <= 1000:
-            raise ValueError(f"tempo {bpm} BPM outside 0-1000")
+        if bpm is not None and not (math.isfinite(float(bpm)) and MIN_BPM <= float(bpm) <= MAX_BPM):
+            raise ValueError(f"tempo {bpm} BPM outside {MIN_BPM:g}-{MAX_BPM:g}")
         # meters: every change keeps its bar number, ticks are rebuilt from bar 0 on
         by_bar = {self._sig_bars[i]: s for i, s in enumerate(self.signatures)}
         if numerator is not None or denominator is not None:
