@@ -202,12 +202,20 @@ def test_autosave_and_recovery(tmp_path):
 
 
 def test_lock_detects_crashed_session(tmp_path):
+    from studio.io import lock as writer_lock
+
     b = tmp_path / "Lock.seedproj"
     project_io.save_project(Project(), b)
-    assert project_io.acquire_lock(b) is False  # first open
-    proc = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r});"
-                           f"from studio.io import project_io; project_io.acquire_lock({str(b)!r})"])
+    first = writer_lock.acquire(b)
+    assert first.crashed is False  # first open
+    first.release()
+    assert not (b / writer_lock.HOLDER_FILE).exists()  # a clean close leaves no record
+    proc = subprocess.run([sys.executable, "-c", f"import sys, os; sys.path.insert(0, {str(REPO)!r});"
+                           f"from studio.io import lock; lock.acquire({str(b)!r}); os._exit(0)"])
     assert proc.returncode == 0  # that process "crashed": exited without releasing
-    assert project_io.acquire_lock(b) is True
-    project_io.release_lock(b)
-    assert project_io.acquire_lock(b) is False
+    again = writer_lock.acquire(b)  # the OS released its lock: no stale lock blocks us
+    assert again.crashed is True
+    again.release()
+    last = writer_lock.acquire(b)
+    assert last.crashed is False
+    last.release()
