@@ -254,7 +254,10 @@ def test_failing_write_cleans_up_and_stops_the_decoder_thread(shared, pool, monk
             self.f.close()
 
     monkeypatch.setattr(media, "open_wav_writer", lambda *a, **k: DiskFull(real(*a, **k)))
-    with pytest.raises(OSError, match="No space"):
+    from studio.errors import DiskFull as DiskFullError
+
+    with pytest.raises(DiskFullError, match="the disk is full") as err:  # said in plain words, naming the file
         pool.import_file(shared.joinpath(*FLAC))
+    assert FLAC[-1] in str(err.value) and str(pool.root) in str(err.value) and "unchanged" in str(err.value)
     assert list(pool.root.iterdir()) == []
     assert not any(t.name == "seed-media-decode" for t in threading.enumerate())

@@ -22,6 +22,7 @@ import mido
 
 from engines.files import atomic_write_bytes
 from studio.errors import MidiFileError
+from studio.limits import MAX_PROJECT_SECONDS, MAX_TICKS, describe_seconds
 from studio.model.project import ControlChange, MidiClip, Note, PitchBend, Track
 from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 
@@ -73,6 +74,11 @@ class MidiPart:
 
 
 # ---------------------------------------------------------------------------------- read
+def describe_ticks(tick: int, ppq: int) -> str:
+    """``"134217728 quarter notes"`` (for messages about absurd positions)."""
+    return f"{tick // max(1, ppq)} quarter notes"
+
+
 def _rescale(tick: int, file_ppq: int) -> int:
     return (tick * PPQ + file_ppq // 2) // file_ppq
 
@@ -98,12 +104,22 @@ def read_midi(path: str | Path) -> tuple[list[ImportedMidiTrack], TempoMap]:
 
     Raises:
         MidiFileError: the file is missing, unreadable, not a valid SMF (truncated,
-            random bytes, text), uses SMPTE time division, or holds no notes.
+            random bytes, text), uses SMPTE time division, holds no notes, has a tempo
+            outside 1-1000 BPM (0 µs per quarter note included), or lasts longer than the
+            24 h project limit.
     """
+    from studio.limits import MAX_MIDI_FILE_BYTES
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MidiFileError(path, "file not found")
+    if not path.is_file():
+        raise MidiFileError(path, "is not a regular file (a folder, pipe or device)")
     try:
+        size = path.stat().st_size
+        if size > MAX_MIDI_FILE_BYTES:
+            raise MidiFileError(path, f"is {size} bytes, larger than the {MAX_MIDI_FILE_BYTES // (1024 * 1024)} MiB "
+                                      "limit for a MIDI file")
         data = path.read_bytes()
     except OSError as exc:
         raise MidiFileError(path, f"can't be read ({exc.strerror or exc})") from None
@@ -137,8 +153,14 @@ def _convert(path: Path, mf: mido.MidiFile, file_ppq: int) -> tuple[list[Importe
         for msg in track:
             tick += msg.time
             t = _rescale(tick, file_ppq)
+            if t > MAX_TICKS:
+                raise MidiFileError(path, f"has events {describe_ticks(tick, file_ppq)} after its start; "
+                                          f"a project is limited to {MAX_PROJECT_SECONDS // 3600} h")
             if msg.is_meta:
                 if msg.type == "set_tempo":
+                    if msg.tempo <= 0:
+                        raise MidiFileError(path, f"has a tempo of {msg.tempo} µs per quarter note at tick {tick} "
+                                                  "(an infinite tempo)")
                     tempos[t] = mido.tempo2bpm(msg.tempo)
                 elif msg.type == "time_signature":
                     if msg.denominator in (1, 2, 4, 8, 16, 32) and 1 <= msg.numerator <= 64:
@@ -194,6 +216,10 @@ def _convert(path: Path, mf: mido.MidiFile, file_ppq: int) -> tuple[list[Importe
     except ValueError as exc:
         raise MidiFileError(path, f"invalid tempo map ({exc})") from None
     length = max(_bar_ceil(tempo_map, end_tick), 1)
+    seconds = tempo_map.tick_to_seconds(length)
+    if length > MAX_TICKS or seconds > MAX_PROJECT_SECONDS:
+        raise MidiFileError(path, f"lasts {describe_seconds(seconds)} (its last event is {describe_ticks(end_tick, PPQ)} "
+                                  f"in); a project is limited to {MAX_PROJECT_SECONDS // 3600} h")
     out = []
     for label, ch, part in raw:
         part["notes"].sort(key=lambda n: (n.start, n.pitch))

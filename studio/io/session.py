@@ -2,15 +2,30 @@
 
 Both the CLI and the UI work through a :class:`Session`, so that a script does
 exactly what the app does.
+
+A session opened for writing (the default) holds the project's writer lock
+(:mod:`studio.io.lock`) until :meth:`Session.close`, and on opening removes the temp
+files that interrupted writes left in the bundle (:func:`studio.io.project_io.sweep_temp_files`).
+A read-only session (``readonly=True``: ``info``, ``render``, ``export``, ``verify``, the
+screenshot) takes no lock and writes nothing.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from studio.io import project_io
 from studio.model.commands import UndoStack
 from studio.errors import ProjectError
 from studio.model.project import Project
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Session:
@@ -22,9 +37,15 @@ class Session:
         pool: the bundle's :class:`~studio.media.pool.MediaPool`.
         undo_stack: the edit history.
         crashed: True when the previous session on this bundle ended without closing.
+        readonly: True for a session that may not save (no writer lock held).
+        swept: ``(files, bytes)`` of leftover temp files removed on opening.
+        media_problems: what the cheap media check on opening found (missing files,
+            files changed since import), one line per file; see
+            :func:`studio.media.integrity.quick_check`.
     """
 
-    def __init__(self, bundle: Path, project: Project, *, crashed: bool = False):
+    def __init__(self, bundle: Path, project: Project, *, crashed: bool = False, lock=None,
+                 readonly: bool = False):
         from studio.media.pool import MediaPool
 
         self.bundle = Path(bundle)
@@ -32,17 +53,27 @@ class Session:
         self.pool = MediaPool(self.bundle / "media", project.sample_rate)
         self.undo_stack = UndoStack(project)
         self.crashed = crashed
+        self.readonly = readonly
+        self._lock = lock
+        self.swept: tuple[int, int] = (0, 0)
+        self.media_problems: list[str] = []
 
     # -- construction -------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, sample_rate: int = 44100, name: str | None = None,
                bpm: float = 120.0, numerator: int = 4, denominator: int = 4) -> "Session":
-        """Create a new empty bundle at ``path`` (``.seedproj`` added if missing) and save it.
+        """Create a new empty bundle at ``path`` (``.seedproj`` added if missing), save it and
+        hold its writer lock.
+
+        Args:
+            sample_rate: Hz, 8000..192000. bpm: 1..1000. numerator/denominator: the meter.
 
         Raises:
             ProjectError: the folder exists and already holds a project, or can't be written.
-            ValueError: sample rate outside 8000..192000 Hz.
+            DiskFull: the disk is full (nothing is left behind).
+            ValueError: sample rate, tempo or meter out of range.
         """
+        from studio.io import lock as writer_lock
         from studio.model.timebase import TempoMap
 
         if not 8000 <= int(sample_rate) <= 192000:
@@ -52,46 +83,96 @@ class Session:
             raise ProjectError(bundle, "already holds a project; open it instead")
         project = Project(name=name or bundle.stem, sample_rate=int(sample_rate),
                           tempo_map=TempoMap.constant(bpm, numerator, denominator))
-        project_io.init_bundle(bundle)
-        project_io.save_project(project, bundle)
-        session = cls(bundle, project)
-        project_io.acquire_lock(bundle)
-        return session
+        existed = bundle.exists()
+        lock = None
+        try:
+            project_io.init_bundle(bundle)
+            lock = writer_lock.acquire(bundle)
+            if (bundle / project_io.PROJECT_FILE).exists():
+                raise ProjectError(bundle, "already holds a project; open it instead")
+            project_io.save_project(project, bundle)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            if not existed and not (bundle / project_io.PROJECT_FILE).exists():
+                shutil.rmtree(bundle, ignore_errors=True)  # only what this call made
+            raise
+        return cls(bundle, project, lock=lock)
 
     @classmethod
-    def open(cls, path: str | Path, *, recover: bool = False) -> "Session":
+    def open(cls, path: str | Path, *, recover: bool = False, readonly: bool = False,
+             wait: float | None | str = "default") -> "Session":
         """Open a bundle. With ``recover=True`` load the newest valid autosave that is
         newer than the last save instead (the project is then dirty).
 
+        Args:
+            readonly: take no lock and write nothing (saving is then refused).
+            wait: seconds to wait for another writer (0 = refuse at once, None = no limit,
+                ``"default"`` = :func:`studio.io.lock.default_wait`).
+
         Raises:
             ProjectError: see :func:`studio.io.project_io.load_project`.
+            ProjectLocked: another process has the project open for writing (names it).
+            DiskFull: the lock record can't be written (the project is unchanged).
         """
+        from studio.io import lock as writer_lock
+        from studio.media.integrity import quick_check
+
         bundle = Path(path)
         if not bundle.exists() and bundle.suffix != project_io.BUNDLE_SUFFIX:
             bundle = project_io.bundle_path(bundle)
-        project = project_io.load_project(bundle)
+        project = project_io.load_project(bundle)  # a bad project is refused before any write
+        lock = None
+        swept = (0, 0)
+        if not readonly:
+            seen = _stamp(bundle / project_io.PROJECT_FILE)
+            lock = writer_lock.acquire(bundle, wait)
+            try:
+                if _stamp(bundle / project_io.PROJECT_FILE) != seen:
+                    project = project_io.load_project(bundle)  # the writer we waited for saved it
+                swept = project_io.sweep_temp_files(bundle)
+            except BaseException:
+                lock.release()
+                raise
         recovered = None
         if recover:
             recovered = project_io.recovery_candidate(bundle)
             if recovered is not None:
                 project = project_io.load_autosave(bundle, recovered)
-        crashed = project_io.acquire_lock(bundle)
-        session = cls(bundle, project, crashed=crashed)
+        session = cls(bundle, project, crashed=bool(lock and lock.crashed), lock=lock, readonly=readonly)
+        session.swept = swept
+        session.media_problems = quick_check(project, bundle)
         if recovered is not None:
             session.undo_stack._clean = None  # recovered state is not the saved one
         return session
 
     # -- persistence ---------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise ProjectError(self.bundle, "was opened read-only; it can't be saved from here")
+        if self._lock is None or not self._lock.held:
+            raise ProjectError(self.bundle, "is closed; open it again to save")
+
     def save(self) -> Path:
-        """Save ``project.json`` atomically, mark the undo stack saved, drop autosaves."""
+        """Save ``project.json`` atomically, mark the undo stack saved, drop autosaves.
+
+        Raises:
+            ProjectError: read-only or closed session, or the file can't be written.
+            DiskFull: the disk is full; the previous save is intact.
+        """
+        self._check_writable()
         path = project_io.save_project(self.project, self.bundle)
         self.undo_stack.mark_saved()
         project_io.discard_autosaves(self.bundle)
         return path
 
     def autosave(self) -> Path | None:
-        """Write an autosave when there are unsaved changes. Returns its path or None."""
-        if not self.undo_stack.is_dirty:
+        """Write an autosave when there are unsaved changes. Returns its path or None.
+
+        Raises:
+            DiskFull, ProjectError: the autosave can't be written (project.json is unchanged).
+        """
+        if not self.undo_stack.is_dirty or self.readonly or self._lock is None or not self._lock.held:
             return None
         return project_io.autosave(self.project, self.bundle)
 
@@ -100,8 +181,9 @@ class Session:
         return project_io.recovery_candidate(self.bundle)
 
     def close(self) -> None:
-        """Release the session lock (unsaved changes stay in the autosaves)."""
-        project_io.release_lock(self.bundle)
+        """Release the writer lock (unsaved changes stay in the autosaves). Idempotent."""
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def is_dirty(self) -> bool:

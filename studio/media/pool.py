@@ -44,12 +44,12 @@ from studio.io.audio_io import (
     open_wav_writer,
     resampled_length,
 )
-from engines.files import replace_durably, sha256_file
-from studio.errors import AudioFileError
+from engines.files import is_disk_full, replace_durably, sha256_file
+from studio.errors import AudioFileError, DiskFull
 from studio.model.project import MediaItem
 from studio.media.peaks import PeakBuilder, PeakCache
 
-__all__ = ["MediaPool", "MEDIA_DIR", "PEAKS_DIR", "Progress"]
+__all__ = ["MediaPool", "MEDIA_DIR", "PEAKS_DIR", "Progress", "fingerprint_file"]
 
 MEDIA_DIR = "media"
 """Name of the media folder inside a bundle (``MediaItem.path`` starts with it)."""
@@ -62,6 +62,30 @@ Progress = Callable[[float], None]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BLOCK = 1 << 18
 _MAX_OPEN_MAPS = 256  # each np.memmap holds a file descriptor; least recently used ones are dropped
+
+
+FINGERPRINT_BLOCK = 4096
+FINGERPRINT_BLOCKS = 8
+
+
+def fingerprint_file(path: str | Path) -> tuple[int, str]:
+    """``(size in bytes, fingerprint)`` of a stored media file: the sha256 of its size and
+    of :data:`FINGERPRINT_BLOCKS` blocks of :data:`FINGERPRINT_BLOCK` bytes spread evenly
+    over it (the whole file when it is small). Reads at most 32 KiB.
+
+    Raises:
+        OSError: the file can't be read.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h = hashlib.sha256(size.to_bytes(8, "little"))
+        if size <= FINGERPRINT_BLOCK * FINGERPRINT_BLOCKS:
+            h.update(f.read())
+        else:
+            for k in range(FINGERPRINT_BLOCKS):
+                f.seek((size - FINGERPRINT_BLOCK) * k // (FINGERPRINT_BLOCKS - 1))
+                h.update(f.read(FINGERPRINT_BLOCK))
+    return size, h.hexdigest()
 
 
 class _Failed:
@@ -233,6 +257,11 @@ class MediaPool:
                            original_sha256=h.hexdigest(), peaks=peaks, progress=None)
 
     @staticmethod
+    def _kept(original_name: str) -> str:
+        return f"'{original_name}' was not imported and the project is unchanged"
+
+
+    @staticmethod
     def _out_channels(channels: int, downmix: bool, name: str | Path) -> int:
         if channels <= 2:
             return channels
@@ -246,13 +275,23 @@ class MediaPool:
 
     def _store(self, blocks: Iterable[np.ndarray], sr_in: int, channels: int, frames_hint: int, *,
                original_name: str, original_sha256: str, peaks: bool, progress: Progress | None) -> MediaItem:
-        """Stream blocks -> resample -> temp WAV -> hash -> content-addressed file."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Stream blocks -> resample -> temp WAV -> hash -> content-addressed file.
+
+        Raises:
+            DiskFull: the media folder's disk filled up (names the file being imported;
+                the temp file is removed, the pool is unchanged).
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".import-", suffix=".wav.tmp")
+        except OSError as exc:
+            if is_disk_full(exc, self.root if self.root.is_dir() else None):
+                raise DiskFull(self.root, self._kept(original_name)) from None
+            raise
+        os.close(fd)
         out_hint = resampled_length(frames_hint, sr_in, self.sample_rate)
         resampler = StreamResampler(sr_in, self.sample_rate, channels)
         builder = PeakBuilder(channels, self.sample_rate) if peaks else None
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".import-", suffix=".wav.tmp")
-        os.close(fd)
         tmp = Path(tmp_name)
         try:
             written = 0
@@ -275,6 +314,7 @@ class MediaPool:
             if written == 0:
                 raise AudioFileError(original_name, "holds no audio (0 frames)")
             media_id = sha256_file(tmp)
+            size, fingerprint = fingerprint_file(tmp)
             final = self.root / f"{media_id}.wav"
             with self._lock:
                 if final.exists():
@@ -282,14 +322,17 @@ class MediaPool:
                 else:
                     os.chmod(tmp, _READ_ONLY)
                     replace_durably(tmp, final)
-        except BaseException:
+        except BaseException as exc:
+            full = not isinstance(exc, (AudioFileError, KeyboardInterrupt)) and is_disk_full(exc, self.root)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if full:  # libsndfile says only "System error"; the free space tells
+                raise DiskFull(self.root, self._kept(original_name)) from None
             raise
         item = MediaItem(
             id=media_id, path=f"{MEDIA_DIR}/{media_id}.wav", sample_rate=self.sample_rate,
             channels=channels, frames=written, original_name=original_name,
-            original_sha256=original_sha256, original_sample_rate=sr_in,
+            original_sha256=original_sha256, original_sample_rate=sr_in, size=size, fingerprint=fingerprint,
         )
         if builder is not None:
             cache = self._peaks_path(item)
