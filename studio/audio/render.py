@@ -559,3 +559,51 @@ def render_track_raw(project: Project, pool: MediaReader, track_id: str, start: 
     except KeyError:
         raise RenderError(f"unknown track id: {track_id}") from None
     return Renderer(project, pool, soundfont=soundfont, threads=1).track_raw(track, start, end - start)
+
+
+def render_to_file(project: Project, pool: MediaReader, path: Any, *, start: int = 0, end: int | None = None,
+                   track_ids: Iterable[str] | None = None, progress: Progress | None = None, cancel: Any = None,
+                   subtype: str = "PCM_24", soundfont: str | None = None, tail: int = 0) -> int:
+    """Render the mix of ``[start, end + tail)`` straight into an audio file, block by block
+    (memory stays bounded for any length), atomically.
+
+    Args:
+        path: ``.wav``, ``.flac`` or ``.aiff``; its folder must exist.
+        subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"`` (not for FLAC).
+        start, end, track_ids, progress, cancel, soundfont, tail: as :func:`render_mix`.
+
+    Returns:
+        Frames written.
+
+    Raises:
+        RenderError: bad range, output path or format (checked before rendering),
+            missing media, bad effect, no SoundFont.
+        DiskFull: the disk filled up (names ``path``; nothing was written there).
+        RenderCancelled: cancel was requested (nothing was written).
+    """
+    from pathlib import Path
+
+    from engines.files import DiskFullError, is_disk_full
+    from studio.errors import DiskFull
+    from studio.io.audio_io import check_output_path, write_audio_blocks
+
+    path = Path(path)
+    try:
+        check_output_path(path, subtype)
+    except ValueError as exc:
+        raise RenderError(str(exc)) from None
+    start, end = _range(project, start, end)
+    tail = check_tail(tail)
+    if end <= start and not tail:
+        raise RenderError(f"nothing to render: the range ends at {end / project.sample_rate:g} s, "
+                          f"not after its start {start / project.sample_rate:g} s")
+    blocks = (b.mix for b in iter_render(project, pool, start, end, track_ids, progress, cancel,
+                                         soundfont=soundfont, tail=tail))
+    try:
+        return write_audio_blocks(path, blocks, project.sample_rate, 2, end + tail - start, subtype)
+    except ValueError as exc:
+        raise RenderError(str(exc)) from None
+    except OSError as exc:
+        if isinstance(exc, DiskFullError) or is_disk_full(exc, path.parent):
+            raise DiskFull(path, f"'{path.name}' was not written and the project is unchanged") from None
+        raise

@@ -12,6 +12,13 @@ the app (sessions, commands, render, jobs)::
 
 Exit codes: 0 success, 1 a user-facing error (message on stderr), 2 bad arguments,
 130 interrupted.
+
+Arguments are checked before any work starts (an output folder that doesn't exist, a
+format the output can't hold, a range that ends before it starts are refused at once).
+Commands that change a project hold its writer lock (:mod:`studio.io.lock`) and accept
+``--wait`` to wait for another writer instead of being refused; ``info``, ``render``,
+``export`` and ``verify`` open the project read-only. Errors are one line (``error: ...``)
+naming the file and the problem, never a traceback; a full disk is reported as such.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -30,7 +39,11 @@ PLUGIN_MODULES = (
     "studio.cli.models",
     "studio.cli.tasks",
     "studio.cli.tempo",
+    "studio.cli.maintenance",
 )
+
+READ_ONLY_COMMANDS = frozenset({"info", "render", "export", "verify", "screenshot", "models", "voices", "new"})
+"""Commands that never write into an existing project: they get no ``--wait``."""
 
 
 def progress_bar(desc: str) -> tuple[Callable[[float], None], Callable[[], None]]:
@@ -57,6 +70,41 @@ def _seconds_to_samples(value: float | None, sr: int) -> int | None:
     return None if value is None else int(round(float(value) * sr))
 
 
+def check_seconds(flag: str, value: float | None, *, minimum: float = 0.0,
+                  maximum: float | None = None) -> float | None:
+    """A time argument in seconds: finite, ``>= minimum`` and within the 24 h project limit.
+
+    Raises:
+        StudioError: naming the flag and the value, in seconds.
+    """
+    from studio.limits import MAX_PROJECT_SECONDS
+
+    if value is None:
+        return None
+    maximum = MAX_PROJECT_SECONDS if maximum is None else maximum
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise StudioError(f"{flag} {value:g} s: give a time from {minimum:g} to {maximum:g} seconds")
+    return float(value)
+
+
+def check_range(start: float | None, end: float | None) -> None:
+    """``--start``/``--end`` in seconds: each valid, and the end after the start.
+
+    Raises:
+        StudioError: in seconds, naming both flags.
+    """
+    check_seconds("--start", start)
+    check_seconds("--end", end)
+    if end is not None and end <= (start or 0.0):
+        raise StudioError(f"--end {end:g} s is not after --start {start or 0:g} s: nothing to render")
+
+
+def warn_media(session) -> None:
+    """Print the media problems found on opening (missing or changed files) to stderr."""
+    for line in getattr(session, "media_problems", []):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def resolve_tracks(project, spec: str | None) -> list[str] | None:
     """Track ids from a comma-separated list of names, ids or 1-based numbers (None = all).
 
@@ -80,11 +128,17 @@ def resolve_tracks(project, spec: str | None) -> list[str] | None:
 # ---------------------------------------------------------------- handlers
 
 def cmd_new(args) -> int:
+    from studio.cli.tempo import parse_meter
     from studio.io.session import Session
+    from studio.limits import MAX_BPM, MAX_SAMPLE_RATE, MIN_BPM, MIN_SAMPLE_RATE
 
-    num, _, den = args.meter.partition("/")
+    num, den = parse_meter(args.meter)
+    if not math.isfinite(args.bpm) or not MIN_BPM <= args.bpm <= MAX_BPM:
+        raise StudioError(f"--bpm {args.bpm:g}: a tempo is {MIN_BPM:g} to {MAX_BPM:g} BPM")
+    if not MIN_SAMPLE_RATE <= args.sample_rate <= MAX_SAMPLE_RATE:
+        raise StudioError(f"--sample-rate {args.sample_rate}: give {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
     s = Session.create(args.project, sample_rate=args.sample_rate, name=args.name, bpm=args.bpm,
-                       numerator=int(num), denominator=int(den or 4))
+                       numerator=num, denominator=den)
     s.close()
     print(f"created {s.bundle} ({s.project.sample_rate} Hz, {args.bpm:g} BPM, {args.meter})")
     return 0
@@ -94,11 +148,28 @@ def cmd_import(args) -> int:
     from studio.media.importing import import_files
     from studio.io.session import Session
 
+    from studio.limits import LARGE_IMPORT_BYTES
+    from studio.media.importing import AUDIO_SUFFIXES, plan_import
+    from studio.media.integrity import human_bytes
+
+    check_seconds("--at", args.at)
+    for f in args.files:
+        if not Path(f).exists():
+            raise StudioError(f"'{f}': file not found")
     s = Session.open(args.project)
     try:
+        start = _seconds_to_samples(args.at, s.project.sample_rate) or 0
+        plans = plan_import(s, [f for f in args.files if Path(f).suffix.lower() in AUDIO_SUFFIXES],
+                            start=start, downmix=args.downmix)
+        total = sum(p.stored_bytes for p in plans)
+        if total > LARGE_IMPORT_BYTES:
+            for p in plans:
+                print(f"warning: '{p.path}' is {p.seconds / 60:.1f} min long: it will take "
+                      f"{human_bytes(p.stored_bytes)} in the project's media folder", file=sys.stderr)
+            print(f"warning: this import stores {human_bytes(total)} (audio is kept as 32-bit float at the "
+                  f"project rate)", file=sys.stderr)
         update, close = progress_bar("import")
         try:
-            start = _seconds_to_samples(args.at, s.project.sample_rate) or 0
             tracks = import_files(s, args.files, start=start, downmix=args.downmix, progress=update)
         finally:
             close()
@@ -144,10 +215,11 @@ def cmd_info(args) -> int:
     from studio.io import project_io
     from studio.io.session import Session
 
-    s = Session.open(args.project)
+    s = Session.open(args.project, readonly=True)
     try:
         info = project_summary(s)
         info["missing_media"] = project_io.missing_media(s.project, s.bundle)
+        info["media_problems"] = list(s.media_problems)
         info["recovery_available"] = s.recovery_candidate() is not None
     finally:
         s.close()
@@ -164,6 +236,8 @@ def cmd_info(args) -> int:
               f"{t['gain_db']:+.1f} dB pan {t['pan']:+.2f} {flags}")
     if info["missing_media"]:
         print(f"  warning: {len(info['missing_media'])} media file(s) missing from the bundle")
+    for line in info["media_problems"]:
+        print(f"  warning: {line}")
     if info["recovery_available"]:
         print("  note: an autosave newer than the last save exists (open it in the app to recover)")
     return 0
@@ -174,7 +248,8 @@ def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[
     """Open ``project`` and a progress bar for one long job; close both afterwards."""
     from studio.io.session import Session
 
-    s = Session.open(project)
+    s = Session.open(project, readonly=True)
+    warn_media(s)
     try:
         update, close = progress_bar(desc)
         try:
@@ -186,24 +261,38 @@ def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[
 
 
 def cmd_render(args) -> int:
-    from studio.io.audio_io import write_audio
-    from studio.audio.render import render_mix
+    from studio.audio.render import render_to_file
+    from studio.io.audio_io import check_output_path
 
+    subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
+    try:
+        check_output_path(args.out, subtype)
+    except ValueError as exc:
+        raise StudioError(str(exc)) from None
+    check_range(args.start, args.end)
+    check_seconds("--tail", args.tail, maximum=600.0)
     with _session_with_bar(args.project, "render") as (s, update):
         sr = s.project.sample_rate
-        audio = render_mix(s.project, s.pool, start=_seconds_to_samples(args.start, sr) or 0,
-                           end=_seconds_to_samples(args.end, sr),
-                           track_ids=resolve_tracks(s.project, args.tracks), progress=update,
-                           tail=_seconds_to_samples(args.tail, sr) or 0)
-    subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
-    write_audio(args.out, audio, sr, subtype=subtype)
-    print(f"wrote {args.out}: {audio.shape[1]} frames at {sr} Hz ({audio.shape[1] / sr:.2f} s)")
+        start = _seconds_to_samples(args.start, sr) or 0
+        end = _seconds_to_samples(args.end, sr)
+        if end is None and s.project.length_samples() <= start:
+            raise StudioError(f"nothing to render: the project ends at {s.project.length_samples() / sr:g} s, "
+                              f"at or before --start {start / sr:g} s")
+        frames = render_to_file(s.project, s.pool, args.out, start=start, end=end,
+                                track_ids=resolve_tracks(s.project, args.tracks), progress=update,
+                                subtype=subtype, tail=_seconds_to_samples(args.tail, sr) or 0)
+    print(f"wrote {args.out}: {frames} frames at {sr} Hz ({frames / sr:.2f} s)")
     return 0
 
 
 def cmd_export(args) -> int:
     from studio.export.ableton import export_for_ableton
 
+    check_range(args.start, args.end)
+    check_seconds("--tail", args.tail, maximum=600.0)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise StudioError(f"'{out}' is a file; give a folder for the export")
     with _session_with_bar(args.project, "export") as (s, update):
         sr = s.project.sample_rate
         report = export_for_ableton(
@@ -262,7 +351,7 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
 
     p = sub.add_parser("render", help="render the mixdown to an audio file")
     p.add_argument("project")
-    p.add_argument("out", help="output .wav/.flac/.aiff")
+    p.add_argument("out", help="output .wav/.flac/.aiff (the folder must exist)")
     p.add_argument("--start", type=float, help="seconds (default 0)")
     p.add_argument("--end", type=float, help="seconds (default: project end)")
     p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
@@ -290,6 +379,14 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
         module.register(sub)
     for register in extensions:
         register(sub)
+    for name, p in sub.choices.items():
+        if name in READ_ONLY_COMMANDS or not any(a.dest in ("project", "source") for a in p._actions):
+            continue
+        if any("--wait" in a.option_strings for a in p._actions):
+            continue
+        p.add_argument("--wait", action="store_true",
+                       help="if another program has the project open for writing, wait until it is "
+                            "done instead of stopping")
     return parser
 
 
@@ -316,17 +413,59 @@ def main(argv: Sequence[str] | None = None, *, extensions: Sequence[Callable[[An
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from studio.io import lock as writer_lock
+
+    writer_lock.set_program(f"seed-studio {args.command}")
+    writer_lock.set_wait_notice(_print_error)
+    try:
+        return _run_command(args)
+    finally:
+        writer_lock.set_program("seed-studio")
+        writer_lock.set_wait_notice(None)
+
+
+def _run_command(args) -> int:
+    """Run a parsed command: every error becomes one ``error:`` line and exit code 1."""
     from engines.base import UserError
+    from studio.io import lock as writer_lock
 
     try:
-        return int(args.func(args) or 0)
+        with writer_lock.default_wait(None if getattr(args, "wait", False) else 0.0):
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's last flush
+        return code
     except UserError as exc:
         hint = getattr(exc, "hint", "")
-        print(f"error: {exc}" + (f"\n  {hint}" if hint and hint not in str(exc) else ""), file=sys.stderr)
+        _print_error(f"error: {exc}" + (f"\n  {hint}" if hint and hint not in str(exc) else ""))
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _print_error("interrupted")
         return 130
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`seed-studio info P | head`): not an error
+        return 0
+    except OSError as exc:  # a file-system error at an edge we did not foresee: still one line
+        from engines.files import is_disk_full
+
+        name = f"'{exc.filename}': " if exc.filename else ""
+        if is_disk_full(exc):
+            _print_error(f"error: the disk is full: could not write {name.rstrip(': ')}; the project is unchanged")
+        else:
+            _print_error(f"error: {name}{exc.strerror or exc}")
+        return 1
+
+
+def _print_error(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at the null device so the interpreter's final
+    flush doesn't complain (Python's documented recipe)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

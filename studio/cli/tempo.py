@@ -49,7 +49,7 @@ def edited_tempo_map(tempo_map: Any, *, bpm: float | None = None, meter: tuple[i
         bar: 0-based bar of the change; None = the whole song (one tempo, one meter).
 
     Raises:
-        StudioError: tempo outside 0-1000 BPM, negative bar, invalid meter.
+        StudioError: tempo outside 1-1000 BPM, negative bar, invalid meter.
     """
     from studio.model.timebase import TempoMap
 

@@ -19,13 +19,22 @@ and ``Mix.wav`` is their float32 sum (before the file's quantisation). Tracks th
 silent under mute/solo are not exported (they are listed under ``skipped`` in the
 manifest), so the stems always add up to ``Mix.wav``.
 
+Every file is written atomically (temp file, rename). While it writes, an export holds
+an OS lock on the folder (nothing is written for it), so a second export into the same
+folder is refused; at its start it removes the temp files that an interrupted export
+left there (``.NN name.wav.tmp-*``, ``.Mix.wav.tmp-*``...: its own names only). A full
+disk stops the export with :class:`~studio.errors.DiskFull` naming the file; the files
+of an earlier export in that folder are kept as they were.
+
 Sample format: 24-bit PCM by default, **without dither** (plain rounding, so that the
 stems null against the mix; 24-bit rounding noise is at -144 dBFS), or 32-bit float.
 Integer formats clip at full scale; the report lists any file that clipped.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +42,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from engines.files import atomic_write_text
-from studio.errors import RenderError
+from engines.files import atomic_write_text, is_disk_full
+from studio.errors import DiskFull, RenderError, StudioError
 from studio.io.midi_io import MidiPart, shift_tempo_map, write_midi
 from studio.model.project import AudioClip, MidiClip, Project, Track
 from studio.audio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render
@@ -42,6 +51,30 @@ from studio.audio.render import BLOCK_FRAMES, check_tail, is_audible, iter_rende
 MANIFEST_NAME = "seed-studio-export.json"
 MIX_NAME = "Mix.wav"
 MANIFEST_VERSION = 1
+TEMP_PATTERNS = (".[0-9]* *.wav.tmp-*", ".[0-9]* *.mid.tmp-*", f".{MIX_NAME}.tmp-*", f".{MANIFEST_NAME}.tmp-*")
+"""Temp files an interrupted export leaves (atomic writes of its own file names)."""
+_KEPT = "the project is unchanged, and files of an earlier export in that folder are as they were"
+
+
+def sweep_export_temps(out_dir: str | Path) -> tuple[int, int]:
+    """Remove the temp files of interrupted exports in ``out_dir`` (:data:`TEMP_PATTERNS`).
+    Call it only while holding the folder's export lock. Returns ``(files, bytes)``."""
+    import stat
+
+    n = freed = 0
+    folder = Path(out_dir)
+    for pattern in TEMP_PATTERNS:
+        for p in folder.glob(pattern):
+            try:
+                st = p.lstat()
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                p.unlink()
+            except OSError:
+                continue
+            n += 1
+            freed += st.st_size
+    return n, freed
 
 _BAD_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -174,6 +207,7 @@ class _Writer:
         tmp = self._ctx.__enter__()
         self._file = open_wav_writer(tmp, sample_rate, 2, subtype, frames)
         self.clipped = 0
+        self.done = False
         self._integer = subtype != "FLOAT"
 
     def write(self, block: np.ndarray) -> None:
@@ -182,15 +216,24 @@ class _Writer:
         self._file.write(np.ascontiguousarray(block.T))
 
     def close(self, ok: bool) -> None:
-        self._file.close()
+        """Finish the file (``ok``) or drop its temp file. Dropping never raises."""
         if ok:
-            self._ctx.__exit__(None, None, None)
-        else:
-            err = RuntimeError("export aborted")
             try:
-                self._ctx.__exit__(RuntimeError, err, None)
-            except RuntimeError:
-                pass
+                self._file.close()
+            except BaseException as exc:
+                self.close(False)
+                raise exc
+            self._ctx.__exit__(None, None, None)
+            return
+        try:
+            self._file.close()
+        except Exception:  # noqa: BLE001 - the temp file goes anyway
+            pass
+        err = RuntimeError("export aborted")
+        try:
+            self._ctx.__exit__(RuntimeError, err, None)
+        except Exception:  # noqa: BLE001 - atomic_output removed the temp file
+            pass
 
 
 def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
@@ -216,10 +259,12 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
 
     Raises:
         RenderError: unknown track, empty range, nothing audible to export, missing
-            media, bad effects, no SoundFont for MIDI tracks. OSError: the folder can't be written.
+            media, bad effects, no SoundFont for MIDI tracks.
+        DiskFull: the disk filled up (names the file; temp files removed).
+        StudioError: another export is writing into ``out_dir``, or it can't be created.
+        OSError: the folder can't be written.
     """
     out_dir = Path(out_dir)
-    sr = project.sample_rate
     if end is None:
         end = project.length_samples()
     start, end, tail = int(start), int(end), check_tail(tail)
@@ -238,26 +283,104 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
     report.skipped = [(t.id, t.name, "muted" if t.mute else "not soloed") for t in selected if t not in tracks]
     if not tracks:
         raise RenderError("nothing to export: no selected track is audible (check mute and solo)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(out_dir, _KEPT) from None
+        raise StudioError(f"export folder '{out_dir}': can't be created ({exc.strerror or exc})") from None
+    with _folder_lock(out_dir):
+        sweep_export_temps(out_dir)
+        return _export(project, pool, out_dir, tracks, report, start, end, tail, float32, progress, cancel,
+                       soundfont)
+
+
+@contextlib.contextmanager
+def _folder_lock(out_dir: Path):
+    """Hold an OS lock on the export folder itself (``flock`` on the folder, POSIX; nothing is
+    written, nothing is left behind) so that two exports never write into one folder and
+    the temp-file sweep never touches a live export's files. Where folders can't be locked
+    (Windows) it only yields.
+
+    Raises:
+        StudioError: another export holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudioError(f"export folder '{out_dir}': another export is writing into it; "
+                              "wait for it to finish or choose another folder") from None
+        except OSError:
+            pass  # a file system without flock: go on unlocked
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _export(project: Project, pool: Any, out_dir: Path, tracks: list[Track], report: ExportReport, start: int,
+            end: int, tail: int, float32: bool, progress: Callable[[float], Any] | None, cancel: Any,
+            soundfont: str | None) -> ExportReport:
+    sr = project.sample_rate
     subtype = "FLOAT" if float32 else "PCM_24"
     names = _unique_names(tracks)
     frames = end - start + tail
     master = 10.0 ** (project.master_gain_db / 20.0)
-    writers = [_Writer(out_dir / f"{n}.wav", sr, subtype, frames) for n in names]
-    mix_writer = _Writer(out_dir / MIX_NAME, sr, subtype, frames)
+    writers: list[_Writer] = []
+    current = out_dir
     ok = False
     try:
+        for n in names:
+            current = out_dir / f"{n}.wav"
+            writers.append(_Writer(current, sr, subtype, frames))
+        current = out_dir / MIX_NAME
+        mix_writer = _Writer(current, sr, subtype, frames)
+        writers.append(mix_writer)
         render_progress = (lambda f: progress(0.95 * f)) if progress else None
         for block in iter_render(project, pool, start, end, [t.id for t in tracks], render_progress, cancel,
                                  block_frames=BLOCK_FRAMES, soundfont=soundfont, tail=tail):
             for w, t in zip(writers, tracks):
+                current = w.path
                 stem = block.stems[t.id]
                 w.write(stem * np.float32(master) if master != 1.0 else stem)
+            current = mix_writer.path
             mix_writer.write(block.mix)
+        for w in writers:
+            current = w.path
+            w.close(True)
+            w.done = True
         ok = True
+    except Exception as exc:
+        if is_disk_full(exc, out_dir):  # before the temp files give their space back
+            for w in writers:
+                if not getattr(w, "done", False):
+                    w.close(False)
+            raise DiskFull(current, _KEPT) from None
+        raise
     finally:
-        for w in writers + [mix_writer]:
-            w.close(ok)
+        if not ok:
+            for w in writers:
+                if not getattr(w, "done", False):
+                    w.close(False)
+    writers = writers[:-1]
+    try:
+        return _finish(project, out_dir, tracks, names, writers, mix_writer, report, start, end, float32, progress)
+    except OSError as exc:
+        if is_disk_full(exc, out_dir):
+            raise DiskFull(getattr(exc, "filename", None) or out_dir, _KEPT) from None
+        raise
+
+
+def _finish(project: Project, out_dir: Path, tracks: list[Track], names: list[str], writers: list["_Writer"],
+            mix_writer: "_Writer", report: ExportReport, start: int, end: int, float32: bool,
+            progress: Callable[[float], Any] | None) -> ExportReport:
+    sr = project.sample_rate
     for w, t, n in zip(writers, tracks, names):
         report.entries.append(ExportedFile(w.path, "audio", t.id, t.name, t.kind, w.clipped))
         if t.kind == "midi" or any(isinstance(c, MidiClip) for c in t.clips):

@@ -20,7 +20,7 @@ NaN/Inf samples.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,8 @@ __all__ = [
     "resample",
     "resampled_length",
     "write_audio",
+    "write_audio_blocks",
+    "check_output_path",
 ]
 
 MIN_SAMPLE_RATE = 8_000
@@ -561,6 +563,73 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
         with out:
             for a in range(0, frames, DEFAULT_BLOCK_FRAMES):
                 out.write(np.ascontiguousarray(audio[:, a : a + DEFAULT_BLOCK_FRAMES].T))
+
+
+def check_output_path(path: str | Path, subtype: str = "PCM_24") -> str:
+    """Check an audio output path before any work: its folder exists, it is not a folder,
+    its extension names a format :func:`write_audio` writes, and the format holds ``subtype``.
+
+    Returns:
+        The container (``"WAV"``, ``"RF64"``, ``"FLAC"``, ``"AIFF"``).
+
+    Raises:
+        ValueError: naming the path and the problem in plain words.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"'{path}' is a folder; give a file name")
+    fmt = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"'{path}': can't write '{path.suffix or '(no extension)'}' files; "
+                         "use .wav, .flac or .aiff")
+    if subtype not in WRITE_SUBTYPES:
+        raise ValueError(f"'{path}': sample format must be one of {WRITE_SUBTYPES}, got {subtype!r}")
+    if fmt == "FLAC" and subtype == "FLOAT":
+        raise ValueError(f"'{path}': FLAC stores integer PCM only; use 16 or 24 bits, or a .wav file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"'{path}': the folder '{parent}' does not exist")
+    return fmt
+
+
+def write_audio_blocks(path: str | Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                       frames: int, subtype: str = "PCM_24") -> int:
+    """Stream ``(channels, n)`` float blocks into a WAV/FLAC/AIFF file atomically (memory stays
+    bounded however long the audio is).
+
+    Args:
+        path: destination (format from the extension, see :func:`check_output_path`).
+        blocks: consecutive blocks; NaN/Inf samples are refused.
+        sample_rate: Hz. channels: 1 or 2. frames: expected total (a WAV past 4 GiB becomes RF64).
+        subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"``.
+
+    Returns:
+        Frames written.
+
+    Raises:
+        ValueError: bad path/format (see :func:`check_output_path`) or NaN/Inf samples.
+        engines.files.DiskFullError: the disk filled up; ``path`` is untouched.
+        OSError: other file-system errors; ``path`` is untouched.
+    """
+    path = Path(path)
+    fmt = check_output_path(path, subtype)
+    written = 0
+    with atomic_output(path) as tmp:
+        if fmt in ("WAV", "RF64"):
+            out = open_wav_writer(tmp, int(sample_rate), channels, subtype, frames if fmt == "WAV" else 1 << 62)
+        else:
+            out = sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels, subtype=subtype,
+                               format=fmt)
+        with out:
+            for block in blocks:
+                block = np.asarray(block, dtype=np.float32)
+                try:
+                    check_finite(block, int(sample_rate), path=path, first_frame=written)
+                except AudioFileError as exc:
+                    raise ValueError(str(exc)) from None
+                out.write(np.ascontiguousarray(block.T))
+                written += block.shape[1]
+    return written
 
 
 # ----------------------------------------------------------------------------- hashing
