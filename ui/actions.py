@@ -17,6 +17,8 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("export_ableton", "File", "Export Stems for &Ableton…", "Ctrl+Shift+E",
      "Write aligned stems, MIDI and a tempo note for Ableton Live"),
     ("export_mix", "File", "Export &Mix…", "Ctrl+E", "Render the mix to a WAV file"),
+    ("clean_media", "File", "Clean &Up Unused Media…", "",
+     "Remove media files that the project, its autosaves and its undo history no longer use"),
     ("preferences", "File", "&Preferences…", "Ctrl+,", "Audio device, models folder, GPU"),
     ("quit", "File", "&Quit", "Ctrl+Q", "Quit Seed Studio"),
     ("undo", "Edit", "&Undo", "Ctrl+Z", "Undo"),

@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 
 
-def make_window(project: str | Path | None = None, *, ask: bool = True, size: tuple[int, int] = (1600, 950)):
+def make_window(project: str | Path | None = None, *, ask: bool = True, size: tuple[int, int] = (1600, 950),
+                readonly: bool = False):
     """A :class:`~ui.main_window.MainWindow` (creating the QApplication if needed).
 
     Args:
         project: a ``.seedproj`` bundle to open, or None.
         ask: False for no modal prompts (tests, screenshots).
         size: window size in pixels.
+        readonly: open the project without the writer lock (only with ``ask=False``).
 
     Raises:
         ProjectError: the project can't be opened (only when ``ask`` is False; the app
@@ -32,7 +34,7 @@ def make_window(project: str | Path | None = None, *, ask: bool = True, size: tu
         if ask:
             win.open_path(project)
         else:
-            win.set_document(Document.open(project))
+            win.set_document(Document.open(project, readonly=readonly))
     return win
 
 
@@ -45,7 +47,7 @@ def screenshot(project: str | Path, out: str | Path, *, size: tuple[int, int] = 
     """
     from PyQt6.QtWidgets import QApplication
 
-    win = make_window(project, ask=False, size=size)
+    win = make_window(project, ask=False, size=size, readonly=True)
     win.show()
     canvas = win.canvas
     proj = win.doc.project
@@ -86,8 +88,10 @@ def run(project: str | Path | None = None) -> int:
     """Run the app's event loop. Returns the exit code."""
     from PyQt6.QtWidgets import QApplication
 
+    from studio.io import lock as writer_lock
     from ui.main_window import new_app
 
+    writer_lock.set_program("the Seed Studio app")
     app = new_app(sys.argv[:1])
     win = make_window(None, ask=True)
     win.show()

@@ -55,11 +55,17 @@ class Document(QObject):
 
     # -- loading ---------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, recover: bool = False, parent=None) -> "Document":
-        """Open a ``.seedproj`` bundle. Raises :class:`~studio.errors.ProjectError`."""
+    def open(cls, path: str | Path, *, recover: bool = False, readonly: bool = False, parent=None) -> "Document":
+        """Open a ``.seedproj`` bundle; the document holds the project's writer lock until
+        :meth:`close` (``readonly``: no lock, no saving; the screenshot uses it).
+
+        Raises:
+            ProjectError: the project can't be loaded; ProjectLocked: another program has it
+            open for writing (the message names it); DiskFull.
+        """
         from studio.io.session import Session
 
-        return cls(Session.open(path, recover=recover), parent)
+        return cls(Session.open(path, recover=recover, readonly=readonly), parent)
 
     @classmethod
     def new(cls, path: str | Path, sample_rate: int = 44100, bpm: float = 120.0, parent=None) -> "Document":

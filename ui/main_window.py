@@ -323,6 +323,9 @@ class MainWindow(QMainWindow):
             return False
         self._replace_document(doc)
         self._remember_recent(doc.path)
+        if doc.session.media_problems:
+            self.error("Some media files of this project were changed, replaced or lost:\n"
+                       + "\n".join(doc.session.media_problems[:10]))
         return True
 
     def _replace_document(self, doc) -> None:
@@ -404,9 +407,22 @@ class MainWindow(QMainWindow):
             self.import_files(paths)
 
     def import_files(self, paths) -> list:
-        """Import audio/MIDI files as new tracks (one undo step per kind)."""
-        from studio.media.importing import import_files
+        """Import audio/MIDI files as new tracks (one undo step per kind); an import that
+        stores more than :data:`studio.limits.LARGE_IMPORT_BYTES` is confirmed first."""
+        from studio.limits import LARGE_IMPORT_BYTES
+        from studio.media.importing import AUDIO_SUFFIXES, import_files, plan_import
+        from studio.media.integrity import human_bytes
 
+        audio = [str(p) for p in paths if Path(p).suffix.lower() in AUDIO_SUFFIXES]
+        plans = self._run(plan_import, self.doc.session, audio) if audio else []
+        if plans is None:
+            return []
+        total = sum(p.stored_bytes for p in plans)
+        if total > LARGE_IMPORT_BYTES and self.ask and QMessageBox.question(
+                self, "Large import", f"This import stores {human_bytes(total)} in the project's media folder "
+                                      "(audio is kept as 32-bit float at the project rate). Import it?",
+        ) != QMessageBox.StandardButton.Yes:
+            return []
         tracks = self._run(import_files, self.doc.session, [str(p) for p in paths])
         if tracks:
             self.statusBar().showMessage(f"Imported {len(tracks)} track(s)", 4000)
@@ -441,15 +457,43 @@ class MainWindow(QMainWindow):
         if not path:
             return
         try:
-            from studio.io.audio_io import write_audio
-            from studio.audio.render import render_mix
+            from studio.audio.render import render_to_file
         except ImportError:
             self.error("Rendering is not available in this build.")
             return
-        mix = self._run(render_mix, self.doc.project, self.doc.pool, tail=self._tail())
-        if mix is not None:
-            self._run(write_audio, path, mix, self.doc.project.sample_rate)
+        if self._run(render_to_file, self.doc.project, self.doc.pool, path, tail=self._tail()) is not None:
             self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    def on_clean_media(self):
+        """File > Clean Up Unused Media: remove media files that neither the project, its
+        autosaves nor its undo history can bring back (asks first). Returns the
+        :class:`~studio.media.integrity.CleanReport` of what was removed, or None."""
+        from studio.media.integrity import clean_media, human_bytes, unused_media
+
+        if self.doc is None:
+            return None
+        s = self.doc.session
+        if s.readonly:
+            self.error("This project is open read-only; nothing can be cleaned up.")
+            return None
+        found = self._run(unused_media, s.project, s.bundle, s.undo_stack)
+        if found is None:
+            return None
+        if not found.media and not found.caches:
+            self.statusBar().showMessage("No unused media to clean up", 4000)
+            return found
+        if self.ask and QMessageBox.question(
+                self, "Clean up unused media",
+                f"Remove {len(found.media)} media file(s) that nothing uses any more "
+                f"({human_bytes(found.media_bytes + found.cache_bytes)})? Media that undo or redo may "
+                "still bring back is kept.") != QMessageBox.StandardButton.Yes:
+            return None
+        done = self._run(clean_media, s.project, s.bundle, s.undo_stack)
+        if done is not None:
+            self.statusBar().showMessage(
+                f"Removed {len(done.media)} unused media file(s), {human_bytes(done.media_bytes + done.cache_bytes)}",
+                6000)
+        return done
 
     def on_preferences(self) -> None:
         from ui.preferences import PreferencesDialog

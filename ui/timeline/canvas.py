@@ -761,7 +761,7 @@ class ArrangeCanvas(QWidget):
             self.scrolled.emit()
         elif mods & Qt.KeyboardModifier.ShiftModifier or dx:
             delta = dx or dy
-            self.geom.origin = max(0.0, self.geom.origin - delta / 120 * 60 * self.geom.samples_per_px)
+            self.geom.set_origin(self.geom.origin - delta / 120 * 60 * self.geom.samples_per_px)
             self.scrolled.emit()
         else:
             self.parent_scroll(-dy / 120 * 40)

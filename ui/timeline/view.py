@@ -51,6 +51,7 @@ class TimelineView(QWidget):
         self.ruler.loop_changed.connect(self._on_loop)
         self.headers.track_clicked.connect(self._on_track_clicked)
         self._syncing = False
+        self._px_per_step = 1.0
         if doc is not None:
             doc.changed.connect(self.model_changed)
         self.model_changed()
@@ -88,10 +89,10 @@ class TimelineView(QWidget):
             sr = self.geom.sample_rate
             visible_px = max(1, self.canvas.width())
             content = max(total + 30 * sr, self.geom.origin + visible_px * self.geom.samples_per_px)
-            max_px = int(max(0, content / self.geom.samples_per_px - visible_px))
-            self.hbar.setRange(0, max_px)
-            self.hbar.setPageStep(visible_px)
-            self.hbar.setValue(int(self.geom.origin / self.geom.samples_per_px))
+            maximum, page, value, self._px_per_step = self.geom.scrollbar(content, visible_px)
+            self.hbar.setRange(0, maximum)
+            self.hbar.setPageStep(page)
+            self.hbar.setValue(value)
             ch = self.canvas.content_height()
             self.vbar.setRange(0, max(0, ch - self.canvas.height()))
             self.vbar.setPageStep(max(1, self.canvas.height()))
@@ -106,7 +107,7 @@ class TimelineView(QWidget):
     def _on_hbar(self, v: int) -> None:
         if self._syncing:
             return
-        self.geom.origin = float(v) * self.geom.samples_per_px
+        self.geom.origin = self.geom.origin_for_scroll(v, self._px_per_step)
         self.ruler.update()
         self.canvas.update()
 
