@@ -159,3 +159,26 @@ def test_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path, v2_40k
         with pytest.raises(VoiceModelError, match=r"refused: it holds Python code or objects \(exec\)"):
             load_voice(tmp_path / name)
         assert not marker.exists()
+
+
+@pytest.mark.parametrize("key", [("v2", "40k"), ("v1", "48k")])
+def test_blocked_decoding_equals_one_pass(key):
+    """The CPU path decodes in time blocks with DECODER_MARGIN_FRAMES of context: the margin
+    covers the decoder's receptive field, so the result is the one-pass result."""
+    version, sr = key
+    cls = SynthesizerTrnMs768NSFsid if version == "v2" else SynthesizerTrnMs256NSFsid
+    torch.manual_seed(3)
+    net = cls(*CONFIGS[key]).eval()  # torch's default init: random weights
+    t = 100
+    g = torch.Generator().manual_seed(0)
+    phone = torch.randn(1, t, cls.feature_dim, generator=g)
+    pitch = torch.randint(1, 256, (1, t), generator=g)
+    f0 = torch.rand(1, t, generator=g) * 300 + 80
+    f0[:, 40:55] = 0
+    args = (phone, torch.tensor([t]), pitch, f0, torch.tensor([5]))
+    torch.manual_seed(9)
+    whole = net.infer(*args)
+    torch.manual_seed(9)
+    blocked = net.infer(*args, block_frames=50)
+    assert whole.shape == blocked.shape == (1, 1, t * net.hop)
+    assert (whole - blocked).abs().max() < 1e-5

@@ -63,6 +63,9 @@ class ConversionOptions:
         seed: random seed of the synthesizer's noise.
         pad_seconds, chunk_seconds, query_seconds, max_seconds: RVC's ``x_pad``,
             ``x_center``, ``x_query``, ``x_max`` (seconds).
+        cpu_block_frames: on the CPU the decoder runs in blocks of this many 10 ms frames
+            (with context, same result to float rounding): small temporaries cost fewer
+            page faults and less memory. None = one pass.
     """
 
     transpose: float = 0.0
@@ -76,6 +79,7 @@ class ConversionOptions:
     chunk_seconds: float = 38.0
     query_seconds: float = 6.0
     max_seconds: float = 41.0
+    cpu_block_frames: int | None = 400
 
 
 @dataclass
@@ -307,7 +311,8 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
         devices = [torch.device(device)] if str(device).startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(_chunk_seed(opts.seed, k))
-            out = synthesizer.infer(feats, lengths, pitch, pitchf, sid)
+            out = synthesizer.infer(feats, lengths, pitch, pitchf, sid,
+                                    block_frames=opts.cpu_block_frames if str(device) == "cpu" else None)
         y = out[0, 0].float().cpu().numpy()
         pieces.append(y[pad_f * hop: (m - pad_f) * hop])
         now()

@@ -55,9 +55,11 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["SynthesizerTrnMs256NSFsid", "SynthesizerTrnMs768NSFsid", "WNConv1d", "WNConvTranspose1d",
-           "LRELU_SLOPE", "SAMPLE_RATES"]
+           "LRELU_SLOPE", "SAMPLE_RATES", "DECODER_MARGIN_FRAMES"]
 
 LRELU_SLOPE = 0.1
+DECODER_MARGIN_FRAMES = 24
+"""Context frames on each side of a decoder block; RVC's decoders see about ±8 frames."""
 SAMPLE_RATES = {"32k": 32000, "40k": 40000, "48k": 48000}
 """RVC's names for its model sample rates (Hz)."""
 
@@ -456,8 +458,26 @@ class GeneratorNSF(nn.Module):
         if gin_channels:
             self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-        source = self.m_source(f0, self.upp).transpose(1, 2)  # (b, 1, samples)
+    def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None,
+                block_frames: int | None = None) -> torch.Tensor:
+        """Decode. ``block_frames``: decode in time blocks of that many frames, each with
+        :data:`DECODER_MARGIN_FRAMES` of context on both sides (more than the network's
+        receptive field, so the result matches one pass to float rounding). Blocks keep the
+        temporaries small, which on CPU saves page-fault time and peak memory."""
+        source = self.m_source(f0, self.upp).transpose(1, 2)  # (b, 1, samples), one pass: one RNG draw
+        n = x.shape[-1]
+        m = DECODER_MARGIN_FRAMES
+        if not block_frames or n <= block_frames + 2 * m:
+            return self._decode(x, source, g)
+        outs = []
+        for a in range(0, n, block_frames):
+            b = min(n, a + block_frames)
+            lo, hi = max(0, a - m), min(n, b + m)
+            y = self._decode(x[:, :, lo:hi], source[:, :, lo * self.upp: hi * self.upp], g)
+            outs.append(y[:, :, (a - lo) * self.upp: (b - lo) * self.upp])
+        return torch.cat(outs, dim=-1)
+
+    def _decode(self, x: torch.Tensor, source: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         x = self.conv_pre(x)
         if g is not None:
             x = x + self.cond(g)
@@ -505,7 +525,7 @@ class SynthesizerTrnMs256NSFsid(nn.Module):
 
     @torch.no_grad()
     def infer(self, phone: torch.Tensor, phone_lengths: torch.Tensor, pitch: torch.Tensor, nsff0: torch.Tensor,
-              sid: torch.Tensor) -> torch.Tensor:
+              sid: torch.Tensor, block_frames: int | None = None) -> torch.Tensor:
         """Synthesize.
 
         Args:
@@ -514,6 +534,7 @@ class SynthesizerTrnMs256NSFsid(nn.Module):
             pitch: coarse pitch ``(batch, frames)`` int64 in 1..255 (RVC's mel-scale bins).
             nsff0: F0 ``(batch, frames)`` in Hz, 0 where unvoiced (drives the NSF source).
             sid: speaker ids ``(batch,)``.
+            block_frames: decode in blocks of this many frames (see :meth:`GeneratorNSF.forward`).
 
         Returns:
             ``(batch, 1, frames * hop)`` waveform at :attr:`sampling_rate`. The prior is
@@ -523,7 +544,7 @@ class SynthesizerTrnMs256NSFsid(nn.Module):
         m, logs, mask = self.enc_p(phone, pitch, phone_lengths)
         z_p = (m + torch.exp(logs) * torch.randn_like(m) * 0.66666) * mask
         z = self.flow.reverse(z_p, mask, g)
-        return self.dec(z * mask, nsff0, g=g)
+        return self.dec(z * mask, nsff0, g=g, block_frames=block_frames)
 
 
 class SynthesizerTrnMs768NSFsid(SynthesizerTrnMs256NSFsid):
