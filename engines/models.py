@@ -10,19 +10,29 @@ Files live in ``<models dir>/<model id>/<filename>``. The models dir is, in orde
 the environment variable ``SEED_STUDIO_MODELS_DIR``, then the user's setting (passed as
 ``setting=``), then ``platformdirs.user_cache_dir("seed-studio")/models``.
 
+Integrity: :meth:`ModelManager.require` (what engines call before loading) checks every
+recorded file's sha256, not only its size, and refuses a damaged or replaced file with
+:class:`~engines.base.ChecksumMismatch` naming it and saying what to do. A file is hashed
+once per change: the digest is cached by (size, mtime) in memory and in
+``<models dir>/.verified.json``, so loading a multi-GB model again costs a ``stat``.
+Engines load exactly the recorded file names (never a glob, never a path read from a
+file in the folder).
+
 Nothing here imports torch.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
-from engines.files import replace_durably, sha256_file
+from engines.files import atomic_write_text, replace_durably, sha256_file
 from engines.records import ModelFile, ModelRecord
 from engines.base import ChecksumMismatch, EngineNotFound, ModelDownloadError, ModelNotInstalled
 
@@ -123,10 +133,14 @@ class ModelManager:
         return "missing"
 
     def require(self, model: str | ModelRecord) -> Path:
-        """The model's folder, for engines to load from.
+        """The model's folder, for engines to load from, after checking every recorded file:
+        present, the recorded size, and the recorded sha256 (hashed once per change of the
+        file's size or mtime, see the module docstring).
 
         Raises:
             ModelNotInstalled: a file is missing or has the wrong size.
+            ChecksumMismatch: a file's sha256 differs from its record (damaged, or replaced
+                by another file); the message names the file and what to do.
         """
         rec = self.record(model)
         if self.status(rec) not in ("installed", "built-in"):
@@ -135,7 +149,81 @@ class ModelManager:
                 f"download it with `seed-studio models download {rec.id}` "
                 f"or import it with `seed-studio models import {rec.id} FOLDER`",
             )
-        return self.model_dir(rec)
+        d = self.model_dir(rec)
+        for f in rec.files:
+            p = self.file_path(rec, f)
+            if self.file_sha256(p) != f.sha256.lower():
+                raise ChecksumMismatch(
+                    f"model file '{p}' of {rec.id!r} does not match its recorded sha256: it is damaged or "
+                    "was replaced by another file, so it is not loaded",
+                    f"download it again with `seed-studio models download {rec.id}` (after "
+                    f"`seed-studio models remove {rec.id}`), or import the right files with "
+                    f"`seed-studio models import {rec.id} FOLDER`",
+                )
+        return d
+
+    def file_path(self, model: str | ModelRecord, f: ModelFile) -> Path:
+        """Where a recorded file lives: ``<model dir>/<filename>``.
+
+        Raises:
+            ModelNotInstalled: the record names a path outside the model's folder.
+        """
+        rec = self.record(model)
+        rel = Path(f.filename)
+        if rel.is_absolute() or rel.drive or ".." in rel.parts:
+            raise ModelNotInstalled(f"model {rec.id!r} names the file {f.filename!r}, outside its folder",
+                                    "the model record is broken; reinstall Seed Studio")
+        return self.model_dir(rec) / rel
+
+    def file_sha256(self, path: str | os.PathLike) -> str:
+        """sha256 of a model file, cached by (path, size, mtime, ctime, inode) in memory and
+        in ``<models dir>/.verified.json`` (any write, rename or replacement changes the key).
+
+        Raises:
+            OSError: the file can't be read.
+        """
+        p = Path(path)
+        st = p.stat()
+        key = str(p.resolve())
+        stamp = _stamp(st)
+        with _CACHE_LOCK:
+            hit = _HASH_CACHE.get((key, *stamp))
+            if hit is None:
+                disk = self._disk_cache().get(key)
+                if isinstance(disk, dict) and tuple(disk.get("stamp") or ()) == stamp:
+                    hit = str(disk.get("sha256", ""))
+                    _HASH_CACHE[(key, *stamp)] = hit
+        if hit:
+            return hit
+        digest = sha256_file(p)
+        self._remember(p, digest)
+        return digest
+
+    def _cache_file(self) -> Path:
+        return self.root / ".verified.json"
+
+    def _disk_cache(self) -> dict:
+        try:
+            data = json.loads(self._cache_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _remember(self, path: Path, digest: str) -> None:
+        """Cache a digest just computed (memory, and the models folder when writable)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        key = str(path.resolve())
+        with _CACHE_LOCK:
+            _HASH_CACHE[(key, *_stamp(st))] = digest
+            data = self._disk_cache()
+            data[key] = {"stamp": list(_stamp(st)), "sha256": digest}
+            try:
+                atomic_write_text(self._cache_file(), json.dumps(data, indent=1))
+            except OSError:
+                pass  # a read-only models folder: the memory cache still serves this process
 
     # ------------------------------------------------------------------ verify / remove / import
 
@@ -155,8 +243,11 @@ class ModelManager:
                 problems.append(f"{f.filename}: missing")
             elif p.stat().st_size != f.size:
                 problems.append(f"{f.filename}: size {p.stat().st_size} bytes, expected {f.size}")
-            elif sha256_file(p) != f.sha256.lower():
-                problems.append(f"{f.filename}: sha256 mismatch")
+            else:
+                digest = sha256_file(p)
+                self._remember(p, digest)
+                if digest != f.sha256.lower():
+                    problems.append(f"{f.filename}: sha256 mismatch")
         return problems
 
     def remove(self, model: str | ModelRecord) -> bool:
@@ -380,7 +471,13 @@ def _http_incomplete() -> type[BaseException]:
     return http.client.IncompleteRead
 
 
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_HASH_CACHE: dict[tuple, str] = {}
+_CACHE_LOCK = threading.RLock()
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file's bytes may have: size, mtime, ctime, inode."""
+    return (int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino))
 
 
 def local_model_hashes(path: str | os.PathLike, limit: int = 256) -> dict[str, str]:

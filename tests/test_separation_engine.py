@@ -15,7 +15,7 @@ from engines.base import CancelToken, InvalidJob, ModelNotInstalled, ProgressRep
 from engines.registry import get_engine_class, get_entry, get_model, list_engines  # noqa: E402
 from engines.separation.core import SeparationOptions, separate  # noqa: E402
 from engines.separation.demucs_adapter import (  # noqa: E402
-    full_size_htdemucs, load_pretrained, load_th, tiny_htdemucs,
+    full_size_htdemucs, load_model_path, load_pretrained, load_safetensors, load_th, tiny_htdemucs,
 )
 
 
@@ -101,7 +101,7 @@ def _package(model):
 def test_legacy_th_loads_with_weights_only(tmp_path, mixture):
     x, sr = mixture
     model = tiny_htdemucs(segment=0.5, seed=3)
-    path = tmp_path / "955717e8-0000abcd.th"
+    path = tmp_path / "955717e8-8726e21a.th"  # the file name the model record names
     torch.save(_package(model), path)
     loaded = load_pretrained("htdemucs", tmp_path)
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
@@ -144,9 +144,13 @@ def test_fine_tuned_bag_from_safetensors_runs_only_needed_members(tmp_path, mixt
 
     x, sr = mixture
     x = x[:, : sr // 2]
-    for i, sig in enumerate(("f7e0c4bc", "d12395a8", "92cfc3b6", "04573f0d")):
+    sigs = ("f7e0c4bc", "d12395a8", "92cfc3b6", "04573f0d")
+    for i, sig in enumerate(sigs):
         _save_safetensors(tiny_htdemucs(segment=0.5, seed=i), tmp_path / f"{sig}.safetensors")
-    bag = load_pretrained("htdemucs_ft", tmp_path)
+    # the demucs HF layout: a bag file beside the members (loaded through --model-path)
+    weights = [[1.0 if j == i else 0.0 for j in range(4)] for i in range(4)]
+    (tmp_path / "htdemucs_ft.yaml").write_text(json.dumps({"models": list(sigs), "weights": weights}))
+    bag = load_model_path(tmp_path)
     assert isinstance(bag, BagOfModels) and len(bag.models) == 4
     full = separate(bag, x, sr)
     vocals_only = separate(bag, x, sr, SeparationOptions(stems=["vocals"]))
@@ -163,7 +167,9 @@ def test_safetensors_with_foreign_class_is_refused(tmp_path):
     path = tmp_path / "955717e8.safetensors"
     save_file({"w": torch.zeros(1)}, str(path), metadata={"klass": "os.system", "args": "[]", "kwargs": "{}"})
     with pytest.raises(InvalidJob, match="not a demucs model"):
-        load_pretrained("htdemucs", tmp_path)
+        load_safetensors(path)
+    with pytest.raises(InvalidJob, match="not a demucs model"):
+        load_model_path(tmp_path)
 
 
 def test_dsp_fallback_engine(shared):

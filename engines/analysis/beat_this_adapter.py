@@ -88,17 +88,23 @@ def load_beat_this(checkpoint: str | Path, device: str = "cpu") -> Any:
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"Beat This! checkpoint '{path}' does not exist")
-    ckpt = torch.load(str(path), map_location=device, weights_only=True)
     try:
-        hparams = ckpt["hyper_parameters"]
+        ckpt = torch.load(str(path), map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors, truncated zip, foreign globals
+        raise RuntimeError(f"'{path}' can't be loaded safely as a Beat This! checkpoint ({str(exc)[:200]})") from None
+    try:
+        hparams = dict(ckpt["hyper_parameters"])
         state = ckpt["state_dict"]
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise RuntimeError(f"'{path}' is not a Beat This! checkpoint (no {exc})") from None
     cls = _model_class()
     allowed = set(inspect.signature(cls).parameters)
-    model = cls(**{k: v for k, v in hparams.items() if k in allowed})
-    utils = import_without_torchaudio("beat_this.utils")
-    model.load_state_dict(utils.replace_state_dict_key(state, "model.", ""))
+    try:
+        model = cls(**{k: v for k, v in hparams.items() if k in allowed})
+        utils = import_without_torchaudio("beat_this.utils")
+        model.load_state_dict(utils.replace_state_dict_key(state, "model.", ""))
+    except Exception as exc:  # noqa: BLE001 - wrong shapes, bad hyper-parameters
+        raise RuntimeError(f"'{path}': its weights don't fit the Beat This! model ({str(exc).splitlines()[0][:200]})") from None
     return model.to(device).eval()
 
 

@@ -14,6 +14,7 @@ pitch_bends}`` dicts; with ``spec.output_dir`` set, transcription also writes
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from engines.analysis.melody import NoteEvent
 from engines.analysis import manifest
 from engines.analysis.manifest import BEAT_THIS_MODEL_ID
+
+_log = logging.getLogger(__name__)
 from engines.base import (
     TRANSCRIBE,
     CancelToken,
@@ -140,16 +143,25 @@ class MusicAnalysisEngine(EngineBase):
         if self._beat_model is not None:
             self._beat_model = self._beat_model.to(device)
             return
+        from engines.base import ChecksumMismatch
         from engines.models import ModelManager
 
         try:
             folder = ModelManager().require(BEAT_THIS_MODEL_ID)
-        except ModelNotInstalled as exc:
+        except (ModelNotInstalled, ChecksumMismatch) as exc:
             self._model_missing = str(exc)  # DSP fallback unless Beat This! is asked for explicitly
+            if isinstance(exc, ChecksumMismatch):
+                _log.warning("Beat This! is not used, beats come from the DSP tracker: %s", exc)
             return
         from engines.analysis.beat_this_adapter import CHECKPOINT_FILE, load_beat_this
 
-        self._beat_model = load_beat_this(folder / CHECKPOINT_FILE, device)
+        try:
+            self._beat_model = load_beat_this(folder / CHECKPOINT_FILE, device)
+        except Exception as exc:  # noqa: BLE001 - any bad checkpoint: fall back, say so
+            self._model_missing = (f"the Beat This! checkpoint '{folder / CHECKPOINT_FILE}' can't be loaded "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}); download it again with "
+                                   f"`seed-studio models download {BEAT_THIS_MODEL_ID}`")
+            _log.warning("Beat This! is not used, beats come from the DSP tracker: %s", self._model_missing)
 
     def _unload(self) -> None:
         if not self._injected:
