@@ -181,6 +181,8 @@ def test_bad_requests_are_clear(tmp_path, monkeypatch, voice_file, embedder_dir,
         engine.run(spec.replace(params={"index_rate": 2}), ProgressReporter(), CancelToken())
     with pytest.raises(InvalidJob, match="no voice model given"):
         engine.run(spec.replace(target_voice="", params={}), ProgressReporter(), CancelToken())
+    empty = engine.run(spec.replace(audio=np.zeros((2, 0), np.float32), params={}), ProgressReporter(), CancelToken())
+    assert empty.outputs["audio"].shape == (2, 0)
 
 
 def test_rmvpe_model_loads_strictly_and_decodes_like_rvc(tmp_path):

@@ -221,7 +221,9 @@ def convert(audio: np.ndarray, sample_rate: int, *, synthesizer: Any, version: s
     sr = int(sample_rate)
     seconds = {"pitch": 0.0, "embedder": 0.0, "index": 0.0, "synthesizer": 0.0}
     if n_in == 0 or channels == 0:
-        return ConversionResult(np.zeros_like(a), {"chunks": [], "seconds": dict(seconds, total=0.0)})
+        return ConversionResult(np.zeros_like(a), {
+            "chunks": [], "seconds": dict(seconds, total=0.0), "cpu_seconds": dict(seconds, total=0.0),
+            "voiced_fraction": 0.0, "model_rate": int(synthesizer.sampling_rate), "frames_10ms": 0})
     if not np.all(np.isfinite(a)):
         raise InvalidJob("the input audio contains NaN or infinite samples")
     n_spk = int(synthesizer.emb_g.weight.shape[0])
