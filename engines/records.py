@@ -97,14 +97,22 @@ class ModelRecord:
 
     @property
     def builtin(self) -> bool:
-        """True when the model needs no files."""
-        return not self.files
+        """True when the model needs no files (it ships with the app or a wheel)."""
+        return not self.files and not self.hf_repo
+
+    @property
+    def snapshot(self) -> bool:
+        """True for a whole Hub repository whose file list the Hub gives at download time
+        (diffusers/transformers folders): see :mod:`engines.hub`."""
+        return bool(self.hf_repo) and not self.files
 
     @property
     def source(self) -> str:
         """Human-readable source: ``hf:repo@revision``, the URL host, or ``built-in``."""
         if self.builtin:
             return "built-in"
+        if self.snapshot:
+            return f"hf:{self.hf_repo}@{self.revision or 'main'} (whole repository)"
         if self.hf_repo:
             return f"hf:{self.hf_repo}@{self.revision or 'main'}"
         urls = {f.url for f in self.files if f.url}
