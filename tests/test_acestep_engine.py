@@ -128,7 +128,7 @@ def test_generate_equals_pipeline_call(engine, model_dir):
                         frames=4 * SR48, sample_rate=SR48, seed=11, variations=2, bpm=97, key="C major",
                         time_signature="4/4")
     res = _run(engine, spec)
-    pipe = engine._loaded[("path", model_dir)].pipe
+    pipe = engine.pipeline
     gens = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
     kw = dict(prompt=["warm piano"] * 2, lyrics=["[verse]\nhello"] * 2, audio_duration=4.0, num_inference_steps=8,
               bpm=97, keyscale="C major", timesignature="4")
@@ -152,7 +152,7 @@ def test_guided_base_model_equals_pipeline_call(engine, tmp_path):
     spec = GenerateSpec(engine_id="acestep", model_path=folder, prompt="drums", frames=2 * SR48, sample_rate=SR48,
                         seed=2, params={"steps": 4, "guidance": 5.0, "guidance_start": 0.2})
     res = _run(engine, spec)
-    pipe = engine._loaded[("path", folder)].pipe
+    pipe = engine.pipeline
     assert not pipe.is_turbo
     ref = pipe(prompt="drums", audio_duration=2.0, num_inference_steps=4, guidance_scale=5.0, cfg_interval_start=0.2,
                generator=torch.Generator().manual_seed(2)).audios.numpy()[0]
@@ -169,7 +169,7 @@ def test_repaint_conditioning_equals_pipeline(engine, model_dir, monkeypatch):
     from engines.generation.acestep import sampler, vae
 
     _run(engine, GenerateSpec(engine_id="acestep", model_path=model_dir, frames=SR48, sample_rate=SR48))
-    pipe = engine._loaded[("path", model_dir)].pipe
+    pipe = engine.pipeline
     monkeypatch.setattr(OobleckDiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mean)
     src = torch.from_numpy(_music(4.0, SR48))
     # audio_duration: the pipeline's metadata says 60 s unless told (its default), ours the real length
@@ -329,7 +329,7 @@ def test_out_of_memory_in_decode_retries_with_smaller_tiles(engine, model_dir, m
     """A (simulated) out-of-memory error in VAE decode; like the engine host, retry with
     ``chunk_scale`` halved: the tiles shrink and the job succeeds."""
     _run(engine, GenerateSpec(engine_id="acestep", model_path=model_dir, frames=SR48, sample_rate=SR48))
-    decoder = engine._loaded[("path", model_dir)].pipe.vae.decoder
+    decoder = engine.pipeline.vae.decoder
     real = decoder.forward
     sizes: list[int] = []
 
@@ -341,7 +341,7 @@ def test_out_of_memory_in_decode_retries_with_smaller_tiles(engine, model_dir, m
 
     monkeypatch.setattr(decoder, "forward", forward)
     spec = GenerateSpec(engine_id="acestep", model_path=model_dir, frames=4 * SR48, sample_rate=SR48, seed=3,
-                        params={"decode_tile_seconds": 2.0})
+                        variations=2, params={"decode_tile_seconds": 2.0})
     attempts = []
     while True:
         try:
@@ -352,8 +352,11 @@ def test_out_of_memory_in_decode_retries_with_smaller_tiles(engine, model_dir, m
             attempts.append(spec.chunk_scale)
             spec = spec.replace(chunk_scale=spec.chunk_scale / 2)
     assert attempts == [1.0] and spec.chunk_scale == 0.5
-    assert res.provenance.extra["decode_tile_frames"] == 25 < 50 and max(sizes[-4:]) <= 40
-    assert res.outputs["take1"].shape == (2, 4 * SR48) and np.isfinite(res.outputs["take1"]).all()
+    assert res.provenance.extra["decode_tile_frames"] == 25 < 50 and max(sizes[-8:]) <= 40
+    assert res.provenance.extra["batch"] == 1  # the variations also run one at a time now
+    for name in ("take1", "take2"):
+        assert res.outputs[name].shape == (2, 4 * SR48) and np.isfinite(res.outputs[name]).all()
+    assert not np.allclose(res.outputs["take1"], res.outputs["take2"])
 
 
 # --------------------------------------------------------------------------- provenance
@@ -468,3 +471,21 @@ def test_step_hook_sees_the_state_and_can_steer(engine, model_dir):
 def test_in_memory_pipeline_helper_builds():
     pipe = build_tiny_pipeline(seed=1)
     assert pipe.sample_rate == 48000 and pipe.latents_per_second == 25.0 and pipe.is_turbo
+
+
+@pytest.mark.gpu
+def test_bf16_on_cuda_generates_and_inpaints(model_dir):
+    """The CUDA policy: bf16 weights, the same job shapes, finite audio, untouched edges."""
+    from engines.generation.acestep.engine import AceStepEngine
+
+    e = AceStepEngine()
+    e.load("cuda:0", "bfloat16")
+    res = _run(e, GenerateSpec(engine_id="acestep", model_path=model_dir, frames=3 * SR44, sample_rate=SR44,
+                               variations=2))
+    assert e.pipeline.transformer.dtype == torch.bfloat16 and res.provenance.dtype == "bfloat16"
+    assert res.outputs["take1"].shape == (2, 3 * SR44) and np.isfinite(res.outputs["take2"]).all()
+    song = _music(4.0, SR44, seed=2)
+    inp = _run(e, InpaintSpec(engine_id="acestep", model_path=model_dir, audio=song, sample_rate=SR44,
+                              regions=[(SR44, 2 * SR44)]))
+    assert np.array_equal(inp.outputs["take1"][:, [0, -1]], song[:, [SR44, 2 * SR44 - 1]])
+    e.unload()

@@ -101,9 +101,14 @@ class _AceStepBase(EngineBase):
 
     def use_pipeline(self, pipe: Any, *, model_id: str | None = None, path: str | None = None) -> None:
         """Use an already built ``AceStepPipeline`` for ``model_id`` (or for ``spec.model_path == path``);
-        for tests and benchmarks."""
-        key = ("path", str(path)) if path else ("model", str(model_id or self.default_model))
+        for tests and benchmarks. It replaces the resident pipeline."""
+        key = ("path", _resolved(path)) if path else ("model", str(model_id or self.default_model))
         self._loaded = {key: _Loaded(pipe, model_id, None, "MIT", path, {}, bool(getattr(pipe, "is_turbo", False)))}
+
+    @property
+    def pipeline(self) -> Any | None:
+        """The resident ``AceStepPipeline`` (None before the first job)."""
+        return next(iter(self._loaded.values())).pipe if self._loaded else None
 
     def _unload(self) -> None:
         self._loaded.clear()
@@ -128,22 +133,19 @@ class _AceStepBase(EngineBase):
         from engines.generation.acestep.loading import folder_sha256, load_pipeline
 
         device, dtype = self.device or "cpu", self.dtype or "float32"
+        model_id = spec.model_id if spec.model_path else (spec.model_id or default_model)
+        key = ("path", _resolved(spec.model_path)) if spec.model_path else ("model", str(model_id))
+        if key in self._loaded:
+            return self._loaded[key]
+        record = None
         if spec.model_path:
-            from pathlib import Path
-
-            folder = str(Path(spec.model_path).expanduser().resolve())
-            key = ("path", folder)
-            model_id, record = spec.model_id, None
+            folder = key[1]
         else:
             from engines.models import ModelManager
             from engines.registry import get_model
 
-            model_id = spec.model_id or default_model
-            record = get_model(model_id)
-            key = ("model", model_id)
-            folder = str(ModelManager().require(model_id)) if key not in self._loaded else ""
-        if key in self._loaded:
-            return self._loaded[key]
+            record = get_model(str(model_id))
+            folder = str(ModelManager().require(str(model_id)))
         self._unload()
         pipe = load_pipeline(folder, device, dtype)
         if record is not None and record.files:
@@ -181,9 +183,8 @@ class _AceStepBase(EngineBase):
         channels = int(pipe.transformer.config.audio_acoustic_hidden_dim)
         device, dtype = pipe._execution_device, pipe.transformer.dtype
         sampling = self._sampling(loaded, params)
-        if job.info is not None:
-            job.info.update({"steps": sampling["steps"], "guidance_scale": sampling["guidance_scale"],
-                             "shift": sampling["shift"]})
+        job.info.update({"steps": sampling["steps"], "guidance_scale": sampling["guidance_scale"],
+                         "shift": sampling["shift"]})
 
         def ticker(a: float, b: float, stage: str) -> Callable[[int, int], None]:
             def tick(done: int, total: int) -> None:
@@ -256,6 +257,28 @@ class _AceStepBase(EngineBase):
         decoded = vae.decode(pipe.vae, latents, tiles, on_tile=ticker(0.85, 1.0, "decoding tile"))
         return decoded.numpy()
 
+    def _render_groups(self, loaded: _Loaded, job: _Render, spec: JobSpec, params: dict[str, Any], seeds: list[int],
+                       meta: dict[str, Any], progress: ProgressReporter, cancel: CancelToken) -> np.ndarray:
+        """:meth:`_render` for all variations: one batch, or, after an out-of-memory retry
+        (``spec.chunk_scale < 1``), sub-batches of ``ceil(variations * chunk_scale)`` rows, so the
+        DiT's memory shrinks with the VAE tiles. Each row keeps its own seed, so the takes are
+        the same up to float rounding."""
+        n = len(seeds)
+        group = n if spec.chunk_scale >= 1.0 else max(1, int(math.ceil(n * float(spec.chunk_scale))))
+        job.info["batch"] = group
+        parts = []
+        for i in range(0, n, group):
+            sub = progress.sub(i / n, min(n, i + group) / n)
+            parts.append(self._render(loaded, job, spec, params, seeds[i:i + group], meta, sub, cancel))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    @staticmethod
+    def _timeline(audio_48k: np.ndarray, frames: int, hop: int) -> np.ndarray:
+        """Model-rate audio as the VAE's stereo input, cut or padded to ``frames`` latent frames."""
+        from engines.generation.acestep.audio import fit_length, to_stereo
+
+        return fit_length(to_stereo(audio_48k), frames * hop)
+
     # ------------------------------------------------------------------ shared helpers
 
     @staticmethod
@@ -308,6 +331,12 @@ class _AceStepBase(EngineBase):
             "sampler": "engines.generation.acestep.sampler (AceStepPipeline modules; repaint: ACE-Step 1.5 PR #816)",
         })
         return prov
+
+
+def _resolved(path: Any) -> str:
+    from pathlib import Path
+
+    return str(Path(str(path)).expanduser().resolve())
 
 
 def _latent_window(start: int, end: int, sample_rate: int, hop: int, frames: int) -> tuple[int, int]:
@@ -376,7 +405,7 @@ class AceStepEngine(_AceStepBase):
             raise InvalidJob(f"this job needs {job.frames / 25:.0f} s of audio in the model; ACE-Step handles 10 minutes",
                              "use a shorter region or less context")
         meta = self._meta(spec)
-        decoded = self._render(loaded, job, spec, params, seeds, meta, progress.sub(0.02, 0.95), cancel)
+        decoded = self._render_groups(loaded, job, spec, params, seeds, meta, progress.sub(0.02, 0.95), cancel)
         progress(0.95, "finishing")
         outputs, data = finish(decoded)
         cancel.raise_if_cancelled()
@@ -393,12 +422,6 @@ class AceStepEngine(_AceStepBase):
         if audio.shape[1] == 0:
             raise InvalidJob(f"{spec.task} needs input audio with at least one frame")
         return audio, sr
-
-    @staticmethod
-    def _timeline(audio_48k: np.ndarray, frames: int, hop: int) -> np.ndarray:
-        from engines.generation.acestep.audio import fit_length, to_stereo
-
-        return fit_length(to_stereo(audio_48k), frames * hop)
 
     def _plan_generate(self, spec: JobSpec, params: dict[str, Any], loaded: _Loaded):
         from engines.generation.acestep.audio import fit_length, resample
@@ -662,9 +685,7 @@ class AceStepExtractEngine(_AceStepBase):
         frames = _timeline_frames(total, sr, hop)
         if frames / float(loaded.pipe.latents_per_second) > MODEL_LIMIT_S + 1.0:
             raise InvalidJob("ACE-Step extracts from at most 10 minutes at a time", "separate a shorter region")
-        from engines.generation.acestep.audio import fit_length as _fit, to_stereo
-
-        job = _Render("extract", frames, src=_fit(to_stereo(src48), frames * hop),
+        job = _Render("extract", frames, src=self._timeline(src48, frames, hop),
                       instruction=loaded.pipe._get_task_instruction("extract", track_name=track))
         job.info.update({"sample_rate": sr, "stem": track})
         meta = {"prompt": "", "lyrics": "", "language": "en", "bpm": None, "keyscale": None, "timesignature": None}

@@ -86,6 +86,7 @@ StepHook = Callable[[StepState], "StepUpdate | None"]
 # --------------------------------------------------------------------------- conditioning
 
 
+@torch.no_grad()
 def encode_conditions(pipe: Any, *, prompt: str, lyrics: str, language: str, duration_s: float, instruction: str,
                       bpm: int | None, keyscale: str | None, timesignature: str | None, batch: int,
                       max_text_length: int = 256, max_lyric_length: int = 2048) -> torch.Tensor:
@@ -123,6 +124,7 @@ def encode_conditions(pipe: Any, *, prompt: str, lyrics: str, language: str, dur
     return hidden.expand(batch, -1, -1)
 
 
+@torch.no_grad()
 def silence_latents(pipe: Any, frames: int, batch: int) -> torch.Tensor:
     """The learned silence latent tiled to ``frames``: ``(batch, frames, channels)``
     (``AceStepPipeline.prepare_src_latents`` without source)."""
@@ -149,6 +151,7 @@ def window_mask(frames: int, windows: list[tuple[int, int]] | None, batch: int, 
     return m.view(1, frames, 1).expand(batch, frames, channels).clone()
 
 
+@torch.no_grad()
 def cover_hints(pipe: Any, src: torch.Tensor) -> torch.Tensor:
     """Source latents -> 5 Hz semantic codes -> 25 Hz hints, the cover task's context
     (``AceStepPipeline.prepare_src_latents`` with ``task_type="cover"``).
@@ -268,6 +271,7 @@ class Conditioning:
     cover_strength: float = 1.0
 
 
+@torch.no_grad()
 def null_condition(pipe: Any, hidden: torch.Tensor) -> torch.Tensor:
     """The learned ``null_condition_emb`` broadcast to ``hidden``'s shape (CFG's unconditional input).
 
