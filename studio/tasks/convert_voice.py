@@ -17,26 +17,19 @@ CONSENT = "Converting someone's voice needs their consent."
 
 
 def resolve_voice(voice: str, index: str | None = None) -> tuple[str, str | None]:
-    """``(model file, index file or None)`` for a voice name from the library or a path.
+    """``(model file, index file or None)`` for a voice name from the library
+    (:class:`studio.voices.VoiceLibrary`) or a path to a ``.pth``.
 
     Raises:
         TaskError: no such voice and no such file.
     """
-    p = Path(voice).expanduser()
-    if p.is_file():
-        return str(p.resolve()), index
+    from studio.voices import VoiceLibrary, VoiceLibraryError
+
     try:
-        from studio.voices import VoiceLibrary
-    except ImportError:  # pragma: no cover - the library ships with the app
-        VoiceLibrary = None  # type: ignore[assignment]
-    if VoiceLibrary is not None:
-        lib = VoiceLibrary()
-        try:
-            v = lib.get(voice)
-        except Exception as exc:
-            raise TaskError(f"no voice named '{voice}' (add one with `seed-studio voices import`): {exc}") from None
-        return str(v.model_path), index or (str(v.index_path) if getattr(v, "index_path", None) else None)
-    raise TaskError(f"no voice named '{voice}' and no file '{voice}'")
+        model, idx = VoiceLibrary().resolve(voice, index)
+    except VoiceLibraryError as exc:
+        raise TaskError(f"{exc} (add voices with `seed-studio voices import`)") from None
+    return str(model), (str(idx) if idx else None)
 
 
 class ConvertVoiceTask(Task):
@@ -47,7 +40,8 @@ class ConvertVoiceTask(Task):
     description = "Sing a vocal again in another voice (a take over the same range). " + CONSENT
     fields = {
         "voice": {"type": "string", "minLength": 1, "title": "Voice",
-                  "description": "A voice from the voices library (its name) or a path to a voice model (.pth)."},
+                  "description": "A voice from the voices library (its name, see `seed-studio voices list`) or a "
+                                 "path to an RVC voice model (.pth)."},
         "index": {"type": ["string", "null"], "default": None, "title": "Feature index",
                   "description": "The voice's .index file; empty = the one stored with the voice."},
         "transpose": {"type": "number", "minimum": -24, "maximum": 24, "default": 0, "title": "Transpose (semitones)",
