@@ -479,16 +479,16 @@ class MainWindow(QMainWindow):
         found = self._run(unused_media, s.project, s.bundle, s.undo_stack)
         if found is None:
             return None
-        if not found.media and not found.caches:
+        if not found.media and not found.caches and not found.entries:
             self.statusBar().showMessage("No unused media to clean up", 4000)
             return found
         if self.ask and QMessageBox.question(
                 self, "Clean up unused media",
                 f"Remove {len(found.media)} media file(s) that nothing uses any more "
                 f"({human_bytes(found.media_bytes + found.cache_bytes)})? Media that undo or redo may "
-                "still bring back is kept.") != QMessageBox.StandardButton.Yes:
+                "still bring back is kept. The project is saved first.") != QMessageBox.StandardButton.Yes:
             return None
-        done = self._run(clean_media, s.project, s.bundle, s.undo_stack)
+        done = self._run(clean_media, s)
         if done is not None:
             self.statusBar().showMessage(
                 f"Removed {len(done.media)} unused media file(s), {human_bytes(done.media_bytes + done.cache_bytes)}",

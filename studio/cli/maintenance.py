@@ -8,9 +8,9 @@
 
 ``clean`` holds the project's writer lock (refused while the app or another command has
 the project open for writing; ``--wait`` waits). Opening for writing already sweeps the
-temp files of interrupted writes; ``clean`` then removes media files that nothing can
-bring back: not in ``project.json`` and not in any autosave (see
-:mod:`studio.media.integrity`), and the peak caches of media that is gone.
+temp files of interrupted writes; ``clean`` then removes the media that nothing can bring
+back: no clip plays it and no autosave names it (see :mod:`studio.media.integrity`). Its
+entries leave ``project.json`` (saved first), then its files and peak caches go.
 
 ``verify`` is read-only: it hashes every media file and compares it with its content
 address, and reports missing or changed files by name (exit code 1), leftover temp files
@@ -31,20 +31,20 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Handler of ``seed-studio clean``."""
     from studio.io import project_io
     from studio.io.session import Session
-    from studio.media.integrity import clean_media, human_bytes
+    from studio.media.integrity import clean_media, human_bytes, unused_media
 
     if args.dry_run:
         s = Session.open(args.project, readonly=True)
         temps = project_io.find_temp_files(s.bundle)
-        temp_bytes = sum(p.stat().st_size for p in temps if p.exists())
-        swept = (len(temps), temp_bytes)
+        swept = (len(temps), sum(p.stat().st_size for p in temps if p.exists()))
+        report = unused_media(s.project, s.bundle)
     else:
         s = Session.open(args.project)
         swept = s.swept
-    try:
-        report = clean_media(s.project, s.bundle, s.undo_stack, dry_run=args.dry_run)
-    finally:
-        s.close()
+        try:
+            report = clean_media(s)
+        finally:
+            s.close()
     verb = "would remove" if args.dry_run else "removed"
     for p in report.media:
         print(f"{verb} unused media {p.name}")

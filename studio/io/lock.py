@@ -177,7 +177,8 @@ def acquire(bundle: str | Path, wait: float | None | str = "default") -> WriterL
     Raises:
         ProjectLocked: another process holds the lock (the message names the project and
             the holder: program, pid, host, since when).
-        DiskFull: the lock record can't be written because the disk is full (nothing changed).
+        DiskFull: the lock file can't be created because the disk is full (nothing changed);
+            when only the holder record can't be written, the lock is taken without it.
         ProjectError: the folder can't be locked (permissions, read-only file system).
     """
     from filelock import FileLock, Timeout
@@ -222,10 +223,15 @@ def acquire(bundle: str | Path, wait: float | None | str = "default") -> WriterL
         try:
             atomic_write_text(b / HOLDER_FILE, json.dumps(holder))
         except OSError as exc:
-            if is_disk_full(exc, b):
-                raise DiskFull(b / HOLDER_FILE, "the project is unchanged") from None
-            raise ProjectError(b / HOLDER_FILE, f"can't be written ({exc.strerror or exc}); the project is "
-                                                "unchanged") from None
+            if not is_disk_full(exc, b):
+                raise ProjectError(b / HOLDER_FILE, f"can't be written ({exc.strerror or exc}); the project is "
+                                                    "unchanged") from None
+            # A full disk: the OS lock alone keeps other writers out (they are told the holder
+            # has not recorded its details). Going on lets `clean` free space; writes that
+            # need space fail later with their own "disk is full" message.
+            with contextlib.suppress(OSError):
+                (b / HOLDER_FILE).unlink()  # a stale record must not name a dead holder
+            holder = {}
     except BaseException:
         with contextlib.suppress(Exception):
             lock.release(force=True)

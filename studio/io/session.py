@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.io import project_io
 from studio.model.commands import UndoStack
-from studio.errors import ProjectError
+from studio.errors import DiskFull, ProjectError
 from studio.model.project import Project
 
 
@@ -91,11 +91,13 @@ class Session:
             if (bundle / project_io.PROJECT_FILE).exists():
                 raise ProjectError(bundle, "already holds a project; open it instead")
             project_io.save_project(project, bundle)
-        except BaseException:
+        except BaseException as exc:
             if lock is not None:
                 lock.release()
             if not existed and not (bundle / project_io.PROJECT_FILE).exists():
                 shutil.rmtree(bundle, ignore_errors=True)  # only what this call made
+            if isinstance(exc, DiskFull):
+                raise DiskFull(exc.path, f"no project was created at '{bundle}'") from None
             raise
         return cls(bundle, project, lock=lock)
 
@@ -113,7 +115,7 @@ class Session:
         Raises:
             ProjectError: see :func:`studio.io.project_io.load_project`.
             ProjectLocked: another process has the project open for writing (names it).
-            DiskFull: the lock record can't be written (the project is unchanged).
+            DiskFull: the lock file can't be created (the project is unchanged).
         """
         from studio.io import lock as writer_lock
         from studio.media.integrity import quick_check

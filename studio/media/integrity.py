@@ -7,9 +7,11 @@
   (rate, channels, frames, float32).
 * :func:`verify_media` (``seed-studio verify``): the full sha256 of every file against its
   content address (the media id).
-* :func:`unused_media` / :func:`clean_media` (``seed-studio clean``, File > Clean up unused
-  media): media files that nothing can bring back: not in ``project.json``, not in any
-  autosave (crash recovery may need them), and not in the undo history of the open session.
+* :func:`unused_media` / :func:`clean_media` (``seed-studio clean``, File > Clean Up Unused
+  Media): media that nothing can bring back: no clip of the project plays it, no autosave
+  names it (crash recovery may need it), and the open session's undo history doesn't
+  mention it. Its media-table entry is dropped (and ``project.json`` saved) before its file
+  is removed.
 
 Every problem is one line naming the media file (and the name it was imported from).
 """
@@ -25,6 +27,7 @@ from typing import Any, Callable, Iterable
 from studio.model.project import MediaItem, Project
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64_ANY = re.compile(r"[0-9a-f]{64}")
 
 
 def _label(item: MediaItem) -> str:
@@ -169,7 +172,8 @@ def _strings(roots: Iterable[Any], limit: int = 2_000_000) -> set[str]:
 
 
 def _autosave_media(bundle: Path) -> set[str]:
-    """Media ids and paths named by the bundle's autosaves (read loosely, never refused)."""
+    """Media ids the clips of the bundle's autosaves play (read loosely, never refused: an
+    autosave that can't be read keeps every media item it names)."""
     from studio.limits import MAX_PROJECT_JSON_BYTES
 
     out: set[str] = set()
@@ -177,15 +181,23 @@ def _autosave_media(bundle: Path) -> set[str]:
         try:
             if not p.is_file() or p.is_symlink() or p.stat().st_size > MAX_PROJECT_JSON_BYTES:
                 continue
-            data = json.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
+            data = json.loads(text)
         except (OSError, ValueError, UnicodeError, RecursionError):
+            try:
+                out |= set(_HEX64_ANY.findall(p.read_text(encoding="utf-8", errors="replace")))
+            except OSError:
+                pass
             continue
-        media = data.get("media") if isinstance(data, dict) else None
-        if isinstance(media, dict):
-            for k, v in media.items():
-                out.add(str(k))
-                if isinstance(v, dict):
-                    out.add(str(v.get("path", "")))
+        stack = [data.get("tracks") if isinstance(data, dict) else None]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("media_id"), str):
+                    out.add(node["media_id"])
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
     return out
 
 
@@ -194,26 +206,50 @@ class CleanReport:
     """What :func:`clean_media` removed (or would remove with ``dry_run``).
 
     Attributes:
-        media: unused media files; media_bytes: their size.
+        entries: ids of media-table entries that no clip uses and nothing can bring back
+            (dropped from ``project.json``).
+        media: media files removed; media_bytes: their size.
         caches: peak caches of media that is gone; cache_bytes: their size.
     """
 
+    entries: list[str] = field(default_factory=list)
     media: list[Path] = field(default_factory=list)
     media_bytes: int = 0
     caches: list[Path] = field(default_factory=list)
     cache_bytes: int = 0
 
 
-def unused_media(project: Project, bundle: str | Path, undo_stack: Any = None) -> CleanReport:
-    """Media files and peak caches of ``bundle`` that nothing can bring back (see the module
-    docstring): not in ``project``, not in any autosave, not held by ``undo_stack``'s
-    history. Only regular files named like media (``media/*.wav``, ``cache/peaks/*.npz``)
-    are listed; temp files are :func:`studio.io.project_io.sweep_temp_files`'s business.
+def used_media_ids(project: Project) -> set[str]:
+    """Ids of the media that clips of ``project`` play (own clips and every take's clips)."""
+    return {c.media_id for t in project.tracks for c in t.all_clips() if hasattr(c, "media_id")}
+
+
+def unused_media(project: Project, bundle: str | Path, undo_stack: Any = None, *,
+                 keep_table: bool = False) -> CleanReport:
+    """What nothing can bring back (see the module docstring).
+
+    Kept: media a clip of ``project`` uses, media named anywhere in ``undo_stack``'s history
+    (an undo or redo may bring its clip back), and media named in any autosave (crash
+    recovery). Listed: the other media-table entries, the media files that are not kept
+    (whether in the table or not: a file renamed into place before a crash), and the peak
+    caches of media that is not kept. Only regular files named like media
+    (``media/*.wav``, ``cache/peaks/*.npz``) are listed; temp files are
+    :func:`studio.io.project_io.sweep_temp_files`'s business.
+
+    Args:
+        keep_table: keep every media-table entry (and its file); only files outside the
+            table can go.
     """
     b = Path(bundle)
-    keep = _strings([project] + (list(undo_stack.commands()) if undo_stack is not None else []))
+    keep = set(used_media_ids(project))
+    if keep_table:
+        keep |= set(project.media) | {item.id for item in project.media.values()}
+    if undo_stack is not None:
+        keep |= _strings(list(undo_stack.commands()))
     keep |= _autosave_media(b)
     report = CleanReport()
+    report.entries = sorted(k for k, item in project.media.items() if k not in keep and item.id not in keep)
+    kept_files = {Path(item.path).name for k, item in project.media.items() if k not in report.entries}
     media_dir = b / "media"
     live_stems: set[str] = set()
     if media_dir.is_dir() and not media_dir.is_symlink():
@@ -226,7 +262,7 @@ def unused_media(project: Project, bundle: str | Path, undo_stack: Any = None) -
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            if p.stem in keep or f"media/{p.name}" in keep:
+            if p.name in kept_files or p.stem in keep or f"media/{p.name}" in keep:
                 live_stems.add(p.stem)
                 continue
             report.media.append(p)
@@ -246,27 +282,55 @@ def unused_media(project: Project, bundle: str | Path, undo_stack: Any = None) -
     return report
 
 
-def clean_media(project: Project, bundle: str | Path, undo_stack: Any = None, *,
-                dry_run: bool = False) -> CleanReport:
-    """Remove what :func:`unused_media` lists (unless ``dry_run``). Call it only while
-    holding the project's writer lock. Files that can't be removed are left out of the
-    report.
+def clean_media(session: Any, *, dry_run: bool = False) -> CleanReport:
+    """Remove what :func:`unused_media` lists for an open, writable session.
 
-    Returns:
-        The :class:`CleanReport` of what was removed.
+    Order, so that a crash at any point loses nothing (and a full disk gets space back
+    first): files outside the media table go first; then the unused table entries are
+    dropped from the live project and ``project.json`` is saved (when there are any: that
+    also saves the session's other unsaved changes), then their files are removed. Files
+    that can't be removed are left out of the report (the next clean retries them).
+    While another session's unsaved work waits for recovery (autosaves newer than
+    ``project.json``), ``project.json`` is not saved and the media table is kept whole.
+
+    Raises:
+        ProjectError: a read-only or closed session. DiskFull: the save failed (nothing
+            was removed).
     """
-    report = unused_media(project, bundle, undo_stack)
+    from studio.errors import ProjectError
+
+    from studio.io import project_io
+
+    if getattr(session, "readonly", False):
+        raise ProjectError(session.bundle, "is open read-only; nothing can be cleaned up")
+    # Autosaves newer than project.json that this session didn't write are another
+    # session's unsaved work (a crash): saving would retire them, so the table stays.
+    pending = not session.is_dirty and project_io.recovery_candidate(session.bundle) is not None
+    report = unused_media(session.project, session.bundle, session.undo_stack, keep_table=pending)
     if dry_run:
         return report
-    done = CleanReport()
-    for p in report.media:
+    done = CleanReport(entries=list(report.entries))
+    table_files = {Path(session.project.media[k].path).name for k in report.entries}
+
+    def remove(files: list[Path]) -> None:
+        for p in files:
+            try:
+                size = p.lstat().st_size
+                p.unlink()
+            except OSError:
+                continue
+            done.media.append(p)
+            done.media_bytes += size
+
+    remove([p for p in report.media if p.name not in table_files])  # needs no save: frees space first
+    if report.entries:
+        removed = {k: session.project.media.pop(k) for k in report.entries}
         try:
-            size = p.lstat().st_size
-            p.unlink()
-        except OSError:
-            continue
-        done.media.append(p)
-        done.media_bytes += size
+            session.save()
+        except BaseException:
+            session.project.media.update(removed)
+            raise
+        remove([p for p in report.media if p.name in table_files])
     for p in report.caches:
         try:
             size = p.lstat().st_size
@@ -278,7 +342,7 @@ def clean_media(project: Project, bundle: str | Path, undo_stack: Any = None, *,
     if done.media or done.caches:
         from engines.files import fsync_dir
 
-        fsync_dir(Path(bundle) / "media")
+        fsync_dir(Path(session.bundle) / "media")
     return done
 
 
@@ -292,4 +356,5 @@ def human_bytes(n: int) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
-__all__ = ["quick_check", "verify_media", "unused_media", "clean_media", "CleanReport", "human_bytes"]
+__all__ = ["quick_check", "verify_media", "unused_media", "used_media_ids", "clean_media", "CleanReport",
+           "human_bytes"]
