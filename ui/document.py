@@ -29,6 +29,7 @@ class Document(QObject):
     def __init__(self, session, parent=None):
         super().__init__(parent)
         self.session = session
+        self.autosave_error = ""
         self._dirty = bool(session.undo_stack.is_dirty)
         session.undo_stack.add_listener(self._on_stack)
 
@@ -103,10 +104,13 @@ class Document(QObject):
         return path
 
     def autosave(self):
-        """Autosave when dirty; returns the autosave path or None. Never raises."""
+        """Autosave when dirty; returns the autosave path or None. Never raises: a failure
+        (a full disk...) is kept in :attr:`autosave_error` for the window to show."""
+        self.autosave_error = ""
         try:
             return self.session.autosave()
-        except Exception:  # autosave must never interrupt the musician
+        except Exception as exc:  # autosave must never interrupt the musician
+            self.autosave_error = str(exc)
             return None
 
     def close(self) -> None:

@@ -366,6 +366,8 @@ class MainWindow(QMainWindow):
             if path is not None:
                 self.statusBar().showMessage("Autosaved", 2000)
                 heap.settle(full=False)
+            elif self.doc.autosave_error:
+                self.statusBar().showMessage(f"Autosave failed: {self.doc.autosave_error}", 15000)
 
     def maybe_save(self) -> bool:
         """Ask to save unsaved changes. Returns False when the musician cancels."""

@@ -207,10 +207,11 @@ def acquire(bundle: str | Path, wait: float | None | str = "default") -> WriterL
     except Timeout:
         holder = _holder_soon(b)
         waited = "" if not wait else f" (waited {wait:g} s)"
-        raise ProjectLocked(
+        err = ProjectLocked(
             b, f"is open for writing by {describe_holder(holder)}{waited}. Only one program may change a "
-               "project at a time: close it there, or run the command again with --wait to wait for it",
-            holder) from None
+               "project at a time: close it there, then try again", holder)
+        err.hint = "on the command line, add --wait to wait for it instead"
+        raise err from None
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFull(b / LOCK_FILE, "the project is unchanged") from None
