@@ -293,6 +293,8 @@ class ModelManager:
             tmp = dst.with_name(dst.name + ".import")
             shutil.copyfile(src, tmp)
             replace_durably(tmp, dst)
+            if sha256_file(dst) == digest:  # the copy is what was checked: remember it
+                self._remember(dst, digest)
         return d
 
     # ------------------------------------------------------------------ download
@@ -354,6 +356,7 @@ class ModelManager:
                     f"downloaded file '{f.filename}' of {rec.id!r} is corrupt: sha256 {digest[:12]}... "
                     f"instead of {f.sha256[:12]}...; the file was removed"
                 )
+            self._remember(dst, digest)
             done = base + f.size
             if progress:
                 progress(done, total, f.filename)
