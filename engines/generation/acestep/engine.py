@@ -130,7 +130,7 @@ class _AceStepBase(EngineBase):
         Raises:
             ModelNotInstalled, EngineNotFound (unknown model id).
         """
-        from engines.generation.acestep.loading import folder_sha256, load_pipeline
+        from engines.generation.acestep.loading import load_pipeline, model_files
 
         device, dtype = self.device or "cpu", self.dtype or "float32"
         model_id = spec.model_id if spec.model_path else (spec.model_id or default_model)
@@ -146,13 +146,14 @@ class _AceStepBase(EngineBase):
 
             record = get_model(str(model_id))
             folder = str(ModelManager().require(str(model_id)))
+        if record is not None and record.files:
+            files, commit = {f.filename: f.sha256 for f in record.files}, record.revision
+        else:  # a whole-repository snapshot (its lock record) or a --model-path folder (hashed)
+            files, commit = model_files(folder, require_lock=record is not None)
         self._unload()
         pipe = load_pipeline(folder, device, dtype)
-        if record is not None and record.files:
-            files = {f.filename: f.sha256 for f in record.files}
-        else:
-            files = folder_sha256(folder)
-        loaded = _Loaded(pipe, model_id, record.revision if record else None, record.licence if record else "MIT",
+        revision = commit or (record.revision if record else None)
+        loaded = _Loaded(pipe, model_id, revision, record.licence if record else "MIT",
                          folder if spec.model_path else None, files, bool(getattr(pipe, "is_turbo", False)))
         self._loaded = {key: loaded}
         return loaded

@@ -3,8 +3,9 @@
 A model folder is a diffusers ``AceStepPipeline`` layout (``model_index.json`` plus
 ``transformer/``, ``condition_encoder/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
 ``scheduler/`` and optionally ``audio_tokenizer/`` and ``audio_token_detokenizer/``), from
-the model manager or given as is with ``--model-path``. Weights are read by
-``AceStepPipeline.from_pretrained`` (safetensors).
+the model manager (a whole-repository snapshot with its lock record, :mod:`engines.hub`)
+or given as is with ``--model-path``. Weights are read by ``AceStepPipeline.from_pretrained``
+with ``use_safetensors=True``: pickled weights are never loaded.
 """
 from __future__ import annotations
 
@@ -42,10 +43,40 @@ def load_pipeline(folder: str | os.PathLike, device: str, dtype: str) -> Any:
 
     from engines.devices import torch_dtype
 
-    pipe = AceStepPipeline.from_pretrained(str(path), dtype=torch_dtype(dtype))
+    pipe = AceStepPipeline.from_pretrained(str(path), dtype=torch_dtype(dtype), use_safetensors=True)
     pipe = pipe.to(torch.device(device))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def model_files(folder: str | os.PathLike, *, require_lock: bool) -> tuple[dict[str, str], str | None]:
+    """The model's files with their sha256, and the Hub commit they come from.
+
+    A snapshot downloaded by the model manager carries a lock record
+    (:data:`engines.hub.LOCK_NAME`) with the commit and every file's sha256: it is checked
+    (sizes) and used as is. Without one (a ``--model-path`` folder), every file is hashed
+    (:func:`folder_sha256`) and the commit is unknown (None).
+
+    Args:
+        require_lock: the folder must be a complete snapshot (model-manager folders).
+
+    Raises:
+        ModelNotInstalled: no lock record while one is required, or a file is missing or
+            has the wrong size.
+    """
+    from engines.hub import LOCK_NAME, check_snapshot, read_lock
+
+    lock = read_lock(folder)
+    if lock is None:
+        if require_lock:
+            raise ModelNotInstalled(f"'{folder}' holds no complete download ({LOCK_NAME} is missing)",
+                                    "download the model again: the download resumes where it stopped")
+        return folder_sha256(folder), None
+    problems = check_snapshot(folder)
+    if problems:
+        raise ModelNotInstalled(f"the model in '{folder}' is incomplete: {'; '.join(problems[:3])}",
+                                "download the model again: the download resumes where it stopped")
+    return {name: str(meta.get("sha256", "")) for name, meta in sorted(lock["files"].items())}, lock.get("commit")
 
 
 def folder_sha256(folder: str | os.PathLike) -> dict[str, str]:
