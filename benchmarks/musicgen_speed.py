@@ -32,13 +32,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines.generation.musicgen import decode as D  # noqa: E402
+from engines.generation.musicgen import decode as D
 
 
 def build_small(seed: int = 0):
     """musicgen-small's architecture (T5-base text encoder, 32 kHz EnCodec, 24 x 1024 decoder
     with 4 codebooks of 2048) with random weights, as ``facebook/musicgen-small``'s config."""
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        T5Config,
+    )
     from transformers.utils import logging
 
     logging.set_verbosity_error()

@@ -9,10 +9,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.generation.musicgen import decode as D  # noqa: E402
-from engines.generation.musicgen.chroma import ChromaParams, melody_chroma, null_chroma, reference_window, values_window  # noqa: E402
-from engines.generation.musicgen.model import MusicgenModel  # noqa: E402
-from tests.musicgen_tiny import TINY_CODEBOOK_SIZE, build_tiny_musicgen  # noqa: E402
+from engines.generation.musicgen import decode as D
+from engines.generation.musicgen.chroma import (
+    ChromaParams,
+    melody_chroma,
+    null_chroma,
+    reference_window,
+    values_window,
+)
+from engines.generation.musicgen.model import MusicgenModel
+from tests.musicgen_tiny import TINY_CODEBOOK_SIZE, build_tiny_musicgen
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,7 +48,10 @@ def tiny_melody(tmp_path_factory):
 def _hf(folder):
     import json
 
-    from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
+    from transformers import (
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyForConditionalGeneration,
+    )
 
     melody = json.loads((folder / "config.json").read_text())["model_type"] == "musicgen_melody"
     cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
@@ -248,7 +257,7 @@ def test_long_generation_continues_tokens_across_windows(tiny, monkeypatch):
 def test_melody_chroma_and_window_slicing():
     cp = ChromaParams(sample_rate=640, n_fft=512, hop_length=128, chroma_length=151)
     t = np.arange(10 * 640) / 640
-    tone = lambda f: np.sin(2 * np.pi * f * t).astype(np.float32)  # noqa: E731
+    tone = lambda f: np.sin(2 * np.pi * f * t).astype(np.float32)
     ref = np.concatenate([tone(196.0), tone(220.0), tone(246.94)])  # G, A, B for 10 s each
     c = melody_chroma(torch.from_numpy(ref)[None], cp)
     assert c.shape == (1, 1 + ref.size // 128, 12) and torch.equal(c.sum(-1), torch.ones(1, c.shape[1]))

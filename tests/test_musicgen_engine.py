@@ -11,13 +11,21 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.base import (CancelToken, ControlTarget, ExtendSpec, GenerateSpec, InvalidJob, JobCancelled,  # noqa: E402
-                          ProgressReporter, load_audio)
-from engines.generation.musicgen import decode as D  # noqa: E402
-from engines.generation.musicgen import manifest  # noqa: E402
-from engines.generation.musicgen.engine import MusicgenEngine, describe  # noqa: E402
-from engines.generation.musicgen.model import MusicgenModel  # noqa: E402
-from tests.musicgen_tiny import TINY_HOP, TINY_SAMPLE_RATE, build_tiny_musicgen  # noqa: E402
+from engines.base import (
+    CancelToken,
+    ControlTarget,
+    ExtendSpec,
+    GenerateSpec,
+    InvalidJob,
+    JobCancelled,
+    ProgressReporter,
+    load_audio,
+)
+from engines.generation.musicgen import decode as D
+from engines.generation.musicgen import manifest
+from engines.generation.musicgen.engine import MusicgenEngine, describe
+from engines.generation.musicgen.model import MusicgenModel
+from tests.musicgen_tiny import TINY_HOP, TINY_SAMPLE_RATE, build_tiny_musicgen
 
 FP32 = {"cpu_bfloat16": False}
 

@@ -35,29 +35,29 @@ of the delayed sequence. Codec frames run at the codec's frame rate (50 Hz for t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "SamplingParams",
     "Conditioning",
-    "codebook_delays",
-    "apply_delay",
-    "undo_delay",
-    "make_generators",
-    "sample_next",
-    "PackedWeights",
-    "StaticDecoder",
     "CudaGraphStep",
+    "PackedWeights",
+    "SamplingParams",
+    "StaticDecoder",
     "WindowPlan",
-    "plan_windows",
-    "generate_window",
-    "generate_long",
+    "apply_delay",
     "cache_length",
+    "codebook_delays",
     "frames_for",
+    "generate_long",
+    "generate_window",
+    "make_generators",
+    "plan_windows",
+    "sample_next",
+    "undo_delay",
 ]
 
 
@@ -596,7 +596,7 @@ class WindowPlan:
 
     @property
     def steps(self) -> int:
-        """Decoder steps this window takes: new frames + the delay tail."""
+        """New frames this window writes (``end - known``)."""
         return self.end - self.known
 
     def decoder_steps(self, max_delay: int) -> int:

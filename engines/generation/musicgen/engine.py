@@ -18,7 +18,10 @@
   with ``audio`` (path to a reference, e.g. a track or a rendered MIDI clip) or ``values``
   (a ``(12, T)`` chroma at ``frame_rate``); it starts at output frame ``start`` and stops at
   ``end``; each window reads its own 30 s slice, looped when the reference is shorter
-  (audiocraft), as an argmax chroma (:mod:`engines.generation.musicgen.chroma`).
+  (audiocraft), as an argmax chroma (:mod:`engines.generation.musicgen.chroma`). MusicGen
+  has no strength input: ``strength`` 0 turns the control off, any other value on. The
+  reference is used as given (audiocraft first separates it with Demucs; the task layer
+  can send a separated stem, a rendered MIDI clip or the melody lane).
 
 Outputs follow :class:`engines.base.MusicSpec`: ``take{v}`` float32 ``(channels, frames)``
 (the model's channels for generate; the clip's channels for extend), with
@@ -36,16 +39,25 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from engines import base
-from engines.base import CancelToken, ControlTarget, EngineBase, InvalidJob, JobResult, JobSpec, ProgressReporter
+from engines.base import (
+    CancelToken,
+    ControlTarget,
+    EngineBase,
+    InvalidJob,
+    JobResult,
+    JobSpec,
+    ProgressReporter,
+)
 from engines.generation.musicgen import manifest
 
-__all__ = ["MusicgenEngine", "describe", "resample_exact", "match_channels", "residual_crossfade"]
+__all__ = ["MusicgenEngine", "describe", "match_channels", "resample_exact", "residual_crossfade"]
 
 
 def describe(prompt: str, bpm: float | None, key: str | None, metadata: bool) -> str:
@@ -154,7 +166,8 @@ class MusicgenEngine(EngineBase):
     # ------------------------------------------------------------------ models
 
     def use_model(self, key: Any, model: Any) -> None:
-        """Use an already loaded ``MusicgenModel`` for ``key`` (a model id or a folder path)."""
+        """Use an already loaded ``MusicgenModel`` for ``key``: a model id, or
+        ``("path", resolved folder)`` for jobs with that ``model_path``."""
         self._models = {key: model}
 
     def _unload(self) -> None:
@@ -165,7 +178,7 @@ class MusicgenEngine(EngineBase):
             empty_cache(self.device)
 
     def memory_bytes(self) -> int:
-        """Bytes of the resident model's weights."""
+        """Bytes of the resident model's weights (and their packed CPU copy)."""
         return sum(m.memory_bytes() for m in self._models.values())
 
     def _decoder_dtype(self, params: dict[str, Any]) -> Any:
@@ -213,8 +226,16 @@ class MusicgenEngine(EngineBase):
         """Generate or extend (see the module docstring)."""
         import torch
 
-        from engines.generation.musicgen.decode import (CudaGraphStep, SamplingParams, StaticDecoder, cache_length,
-                                                        frames_for, generate_long, make_generators, plan_windows)
+        from engines.generation.musicgen.decode import (
+            CudaGraphStep,
+            SamplingParams,
+            StaticDecoder,
+            cache_length,
+            frames_for,
+            generate_long,
+            make_generators,
+            plan_windows,
+        )
 
         t0 = time.monotonic()
         if spec.task not in (base.GENERATE, base.EXTEND):
@@ -394,7 +415,11 @@ class MusicgenEngine(EngineBase):
         """The per-window chroma function of ``controls["melody"]`` (or None) and its facts."""
         import torch
 
-        from engines.generation.musicgen.chroma import melody_chroma, reference_window, values_window
+        from engines.generation.musicgen.chroma import (
+            melody_chroma,
+            reference_window,
+            values_window,
+        )
 
         raw = (getattr(spec, "controls", None) or {}).get("melody")
         if raw is None:

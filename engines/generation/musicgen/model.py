@@ -19,15 +19,20 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from engines.base import InvalidJob, ModelNotInstalled
 from engines.generation.musicgen.chroma import ChromaParams, null_chroma
-from engines.generation.musicgen.decode import Conditioning, PackedWeights, codebook_delays
+from engines.generation.musicgen.decode import (
+    Conditioning,
+    PackedWeights,
+    codebook_delays,
+)
 
 __all__ = ["MusicgenModel", "quiet_transformers"]
 
@@ -148,8 +153,11 @@ class MusicgenModel:
         return self._packed or None
 
     def memory_bytes(self) -> int:
-        """Bytes held by the weights."""
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+        """Bytes held by the weights, plus the packed CPU copy once built."""
+        n = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        if self._packed:
+            n += sum(p.numel() * p.element_size() for p in self.model.decoder.parameters())
+        return n
 
     def _chroma_params(self) -> ChromaParams:
         pre = self.folder / "preprocessor_config.json"
