@@ -15,7 +15,7 @@ is repeated (``--repeats``) with the sides interleaved, and the best time of eac
 * the ratios, against the targets: our loop >= 2x ``generate()`` on CPU, >= 3x on a GPU,
   and N variations at <= 1.5x the time of one.
 
-Run: ``python benchmarks/musicgen_speed.py`` (about 6-8 minutes on 2 shared CPU cores with
+Run: ``python benchmarks/musicgen_speed.py`` (about 4-8 minutes on 2 shared CPU cores with
 the defaults; ``--steps`` and ``--repeats`` trade time for stability). ``--threads``
 defaults to 1 on CPU: on a shared 2-core machine a second OpenMP thread mostly waits.
 """

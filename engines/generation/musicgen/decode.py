@@ -334,18 +334,23 @@ class StaticDecoder:
         self.cross_k: list[torch.Tensor] = []
         self.cross_v: list[torch.Tensor] = []
         self.cross_mask: torch.Tensor | None = None
+        self._cond: Conditioning | None = None
         self._arange = torch.arange(self.max_len, device=self.device)
 
     # ------------------------------------------------------------------ conditioning
 
     @torch.no_grad()
     def set_conditioning(self, cond: Conditioning) -> None:
-        """Compute the cross-attention keys/values of the text once (MusicGen only).
+        """Compute the cross-attention keys/values of the text once (MusicGen only); passing
+        the same :class:`Conditioning` object again (the next window) costs nothing.
 
         Rows whose mask is all False (the null condition) attend to every position: their
         states are zeros and the projections have no bias, so the result is zero either way,
         as in transformers, without a fully masked softmax row.
         """
+        if cond is self._cond:  # the same text for every window: keys and values stay
+            return
+        self._cond = cond
         if not self.cross or cond.cross_states is None:
             self.cross_k, self.cross_v, self.cross_mask = [], [], None
             return

@@ -326,8 +326,10 @@ class MusicgenEngine(EngineBase):
             dec = StaticDecoder(mg.model.decoder, 2 * b if guided else b, cache_length(window, prefix_len, mg.max_delay),
                                 packed=mg.packed)
 
-            def cond_for(w: Any, _b: int = b) -> Any:
-                return mg.conditioning(text, _b, guided, melody_for(w) if melody_for is not None else None)
+            fixed = mg.conditioning(text, b, guided) if melody_for is None else None  # text only: one for all windows
+
+            def cond_for(w: Any, _b: int = b, _fixed: Any = fixed) -> Any:
+                return _fixed if _fixed is not None else mg.conditioning(text, _b, guided, melody_for(w))
 
             codes = generate_long(dec, cond_for, prompt_codes.repeat(b, 1, 1) if p else None, total, window, stride,
                                   sampling, gens, mg.delays, mg.special, on_step=on_step,
