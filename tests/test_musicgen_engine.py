@@ -335,6 +335,34 @@ def test_through_the_host_job_loop_with_an_out_of_memory_retry(engine, tiny, tmp
     assert r.data["placements"]["take2"] == {"offset": 0, "variation": 2, "region": None}
 
 
+def test_model_id_from_the_models_folder(tiny, tmp_path, monkeypatch):
+    """A record id loads from the models folder; the take records the record's revision and
+    licence. (The records' byte sizes could not be looked up offline, so the folder is used
+    unverified, with a log line: see manifest.MISSING_FACTS.)"""
+    import shutil
+
+    from engines.models import ENV_MODELS_DIR
+
+    monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path))
+    shutil.copytree(tiny, tmp_path / "musicgen-small")
+    logs = []
+    e = MusicgenEngine()
+    e.load("cpu", "float32")
+    r = e.run(GenerateSpec(engine_id="musicgen", model_id="musicgen-small", prompt="rock", frames=800, sample_rate=8000,
+                           params=dict(FP32)), ProgressReporter(log_sink=logs.append), CancelToken())
+    rec = next(m for m in manifest.MODELS if m.id == "musicgen-small")
+    assert r.provenance.model_id == "musicgen-small" and r.provenance.revision == rec.revision
+    assert r.provenance.licence == "CC-BY-NC-4.0" and r.outputs["take1"].shape == (1, 800)
+    assert any("unverified" in line for line in logs)
+    e.unload()
+    shutil.rmtree(tmp_path / "musicgen-small")
+    from engines.base import ModelNotInstalled
+
+    with pytest.raises(ModelNotInstalled):
+        e.run(GenerateSpec(engine_id="musicgen", model_id="musicgen-small", frames=800, sample_rate=8000),
+              ProgressReporter(), CancelToken())
+
+
 def test_invalid_jobs(engine, tiny):
     with pytest.raises(InvalidJob, match="frames > 0"):
         _run(engine, _gen(tiny, frames=0, sample_rate=8000))
