@@ -218,15 +218,23 @@ def test_project_json_variants_are_refused_clearly(name, bundle, tmp_path, capsy
 
 
 def test_variants_load_through_the_session_too(bundle, tmp_path):
-    """The app opens through Session.open: same refusal, nothing written into the bundle."""
+    """The app opens through Session.open: same refusal, the lock given back, no record left."""
     from studio.errors import ProjectError
+    from studio.io import lock as writer_lock
     from studio.io.session import Session
 
     variant("deep-nesting", bundle, tmp_path)
-    listing = sorted(p.name for p in bundle.iterdir())
+    before = (bundle / "project.json").read_bytes()
     with pytest.raises(ProjectError, match="nested deeper"):
         Session.open(bundle)
-    assert sorted(p.name for p in bundle.iterdir()) == listing  # not even a lock file
+    assert (bundle / "project.json").read_bytes() == before
+    assert not (bundle / writer_lock.HOLDER_FILE).exists()
+    writer_lock.acquire(bundle).release()  # not held any more
+    fifo_folder = tmp_path / "NotAProject"
+    fifo_folder.mkdir()
+    with pytest.raises(ProjectError, match="not found"):
+        Session.open(fifo_folder)
+    assert list(fifo_folder.iterdir()) == []  # a folder that holds no project gets no lock file
 
 
 # ---------------------------------------------------------------- absurd but valid inputs

@@ -368,6 +368,33 @@ def check_media_paths(project: Project, bundle: Path, path: Path) -> None:
             raise ProjectError(path, f"media path '{item.path}' points outside the project folder; refusing to load")
 
 
+def check_project_file(bundle: str | Path) -> Path:
+    """Cheap check, before locking or reading: ``bundle`` is a folder whose ``project.json``
+    is a regular file within the size limit. Returns the file's path.
+
+    Raises:
+        ProjectError: naming the folder or the file.
+    """
+    b = Path(bundle)
+    if not b.is_dir():
+        raise ProjectError(b, "is not a project folder")
+    path = b / PROJECT_FILE
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ProjectError(path, "not found: this folder is not a Seed Studio project") from None
+    except OSError as exc:
+        raise ProjectError(path, f"can't be read ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise ProjectError(path, "is a symbolic link; a project file must be a regular file inside the project folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise ProjectError(path, "is not a regular file (a pipe, device or folder); refusing to read it")
+    if st.st_size > MAX_PROJECT_JSON_BYTES:
+        raise ProjectError(path, f"is {st.st_size} bytes, larger than the {MAX_PROJECT_JSON_BYTES // (1024 * 1024)} "
+                                 "MiB limit of a project file")
+    return path
+
+
 def load_project(bundle: str | Path) -> Project:
     """Load ``bundle/project.json``.
 

@@ -20,14 +20,6 @@ from studio.errors import DiskFull, ProjectError
 from studio.model.project import Project
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
 class Session:
     """A project opened from (or created as) a ``.seedproj`` bundle.
 
@@ -123,15 +115,18 @@ class Session:
         bundle = Path(path)
         if not bundle.exists() and bundle.suffix != project_io.BUNDLE_SUFFIX:
             bundle = project_io.bundle_path(bundle)
-        project = project_io.load_project(bundle)  # a bad project is refused before any write
         lock = None
         swept = (0, 0)
-        if not readonly:
-            seen = _stamp(bundle / project_io.PROJECT_FILE)
+        if readonly:
+            project = project_io.load_project(bundle)
+        else:
+            # A folder that holds no project gets no lock file; the project itself is read
+            # under the lock, so that it is what the last writer saved, not what it was
+            # while another writer was still at work.
+            project_io.check_project_file(bundle)
             lock = writer_lock.acquire(bundle, wait)
             try:
-                if _stamp(bundle / project_io.PROJECT_FILE) != seen:
-                    project = project_io.load_project(bundle)  # the writer we waited for saved it
+                project = project_io.load_project(bundle)
                 swept = project_io.sweep_temp_files(bundle)
             except BaseException:
                 lock.release()
