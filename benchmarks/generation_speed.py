@@ -52,6 +52,11 @@ Usage::
     python benchmarks/generation_speed.py                    # CPU, fp32, ~10 min on 2 idle cores
     python benchmarks/generation_speed.py --compare-steps 1 --skip-full   # quicker
     python benchmarks/generation_speed.py --device cuda --dtype bfloat16 --seconds 30 --compare-steps 8
+    python benchmarks/generation_speed.py --vae-memory      # decode memory: tiled vs untiled
+
+``--vae-memory`` decodes 5, 10 and 20 s of latents untiled and 20 s in 5 s tiles with
+the real VAE (fp32, CPU), each in a fresh process, and prints the growth of the peak
+resident memory: untiled it grows with the length, tiled it stays at one tile's.
 """
 from __future__ import annotations
 
@@ -144,6 +149,44 @@ def _layer_count_params(module) -> int:
     return sum(p.numel() for _, p in module.named_parameters(remove_duplicate=False))
 
 
+def _vae_peak(seconds: float, tile_seconds: float | None, queue) -> None:
+    """In a fresh process: peak RSS growth (GB) while decoding ``seconds`` of random latents
+    with the real VAE (fp32, CPU), untiled (``tile_seconds`` None) or in tiles."""
+    import torch
+    from diffusers import AutoencoderOobleck
+
+    from engines.generation.acestep import vae as tiled
+
+    torch.manual_seed(0)
+    model = AutoencoderOobleck(encoder_hidden_size=128, downsampling_ratios=[2, 4, 4, 6, 10],
+                               channel_multiples=[1, 2, 4, 8, 16], decoder_channels=128, decoder_input_channels=64,
+                               audio_channels=2, sampling_rate=48000).eval()
+    z = torch.randn(1, int(seconds * 25), 64)
+    base = _rss_peak_gb()
+    t0 = time.monotonic()
+    tiles = tiled.Tiling(z.shape[1], 0) if tile_seconds is None else tiled.tiling(tile_seconds, 1.0, 25.0)
+    tiled.decode(model, z, tiles)
+    queue.put((round(_rss_peak_gb() - base, 3), round(time.monotonic() - t0, 1), tiles.tile))
+
+
+def vae_memory(pairs: list[tuple[float, float | None]]) -> list[dict]:
+    """Peak memory of VAE decode per (audio seconds, tile seconds or None), each in its own process."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = []
+    for seconds, tile in pairs:
+        q = ctx.Queue()
+        p = ctx.Process(target=_vae_peak, args=(seconds, tile, q))
+        p.start()
+        gb, wall, frames = q.get()
+        p.join()
+        out.append({"audio_s": seconds, "tile_s": tile, "tile_frames": frames, "peak_growth_gb": gb, "wall_s": wall})
+        print(f"VAE decode of {seconds:5.1f} s, {'untiled' if tile is None else f'{tile:.0f} s tiles'}: "
+              f"peak memory +{gb:.2f} GB, {wall:.1f} s", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0, help="audio length in seconds (default 10)")
@@ -156,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-tie", action="store_true", help="distinct weights for every layer (much more memory)")
     ap.add_argument("--skip-full", action="store_true", help="skip run 4 (the --steps RTF run)")
+    ap.add_argument("--vae-memory", action="store_true",
+                    help="only measure the VAE decode's peak memory, tiled vs untiled (fp32 CPU, real VAE)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -167,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.vae_memory:
+        figures = {"vae_memory": vae_memory([(5.0, None), (10.0, None), (20.0, None), (20.0, 5.0)])}
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1))
+        return 0
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     sr = 48000
     frames = int(round(args.seconds * sr))
