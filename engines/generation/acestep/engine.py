@@ -20,6 +20,20 @@ Where the original audio meets new material it is never replaced: inpaint output
 only their region and start and end on the original's own samples (equal-power
 crossfades inside the region), and extend outputs hold only the new frames, starting from
 the source's last sample.
+
+Per task (the ACE-Step task in brackets):
+
+* generate [text2music]: ``frames`` at ``sample_rate``; the pipeline's peak normalisation
+  (-1 dBFS) as ``AceStepPipeline.__call__``.
+* extend [repaint]: the last (``after``) or first (``before``) ``context_seconds`` of the
+  clip plus the new span, which is the repaint window; ``spec.context`` is not used.
+* inpaint [repaint]: the whole input (context margins included) with one window per
+  region, in one diffusion pass; loudness matched to 10 s of original audio on each side.
+* add_stem [lego, or complete]: the whole input as context; the stem covers the input
+  minus its context margins; the base model by default.
+* restyle [cover]: the source's 5 Hz semantic codes as context, sampling started from the
+  source noised to ``strength`` (SDEdit; upstream ``cover_noise_strength``); 0 keeps the
+  source's latents, 1 starts from noise.
 """
 from __future__ import annotations
 
@@ -328,6 +342,8 @@ class _AceStepBase(EngineBase):
             "model_rate": manifest.MODEL_RATE,
             "chunk_scale": spec.chunk_scale,
             **job.info,
+            "controls_applied": [],  # training-free control guidance (issue 14) plugs in at step_hook
+            "controls_ignored": sorted(getattr(spec, "controls", {}) or {}),
             "library": f"diffusers {diffusers.__version__}, torch {torch.__version__}",
             "sampler": "engines.generation.acestep.sampler (AceStepPipeline modules; repaint: ACE-Step 1.5 PR #816)",
         })
@@ -397,6 +413,8 @@ class AceStepEngine(_AceStepBase):
         default = manifest.BASE_MODEL if spec.task == base.ADD_STEM else self.default_model
         loaded = self._model(spec, default)
         t_load = time.monotonic()
+        if getattr(spec, "controls", None):
+            progress.log("time-varying controls are not applied by this engine yet; generating without them")
         if spec.task in (base.ADD_STEM,) and loaded.turbo:
             progress.log("add-stem (lego/complete) is trained on the base model; a turbo model may do it poorly")
         planner = {base.GENERATE: self._plan_generate, base.EXTEND: self._plan_extend, base.INPAINT: self._plan_inpaint,

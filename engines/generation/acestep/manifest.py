@@ -8,10 +8,11 @@
 
 Models (Hub, MIT licence): ``ACE-Step/acestep-v15-xl-turbo-diffusers`` (default; 8 steps,
 guidance distilled), ``ACE-Step/acestep-v15-base`` and ``ACE-Step/acestep-v15-sft`` (CFG with
-APG, 30-60 steps; lego, complete and extract are trained on base). Their file lists, sizes,
-sha256 values and pinned revisions are not known offline (see ``_PENDING``): the records
-carry the repo and licence; until the file lists are filled in, the models are used through
-``--model-path`` or ``seed-studio models import``.
+APG, 30-60 steps; lego, complete and extract are trained on base). They are whole-repository
+snapshots (diffusers folders, :mod:`engines.hub`): the Hub gives the file list, sizes and
+sha256 at download time and the lock record pins the commit, which the engine writes into
+provenance. The records do not pin a revision yet (``_PENDING``): the commits were not
+findable offline.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ TRACK_NAMES: tuple[str, ...] = (
 DEFAULT_MODEL = "acestep-v15-xl-turbo"
 BASE_MODEL = "acestep-v15-base"
 
-_PENDING = ("File list, sizes, sha256 and pinned revision not recorded yet (not findable offline); "
-            "fill them from the Hub's file metadata before enabling download.")
+_PENDING = ("Revision not pinned in this record yet (not findable offline): a download resolves 'main' and its "
+            "lock record pins the commit.")
 
 _SAMPLING: dict[str, Any] = {
     "steps": {"type": ["integer", "null"], "default": None, "minimum": 1, "maximum": 200, "title": "Steps",
