@@ -526,6 +526,22 @@ def test_in_memory_pipeline_helper_builds():
     assert pipe.sample_rate == 48000 and pipe.latents_per_second == 25.0 and pipe.is_turbo
 
 
+def test_bf16_weights_on_cpu(model_dir):
+    """The dtype plumbing of the CUDA policy (bf16 weights, float32 audio out), checked on the CPU."""
+    from engines.generation.acestep.engine import AceStepEngine
+
+    e = AceStepEngine()
+    e.load("cpu", "bfloat16")
+    res = _run(e, GenerateSpec(engine_id="acestep", model_path=model_dir, frames=SR44, sample_rate=SR44, variations=2))
+    assert e.pipeline.transformer.dtype == torch.bfloat16 and res.provenance.dtype == "bfloat16"
+    assert res.outputs["take1"].dtype == np.float32 and np.isfinite(res.outputs["take2"]).all()
+    song = _music(3.0, SR44, seed=5)
+    inp = _run(e, InpaintSpec(engine_id="acestep", model_path=model_dir, audio=song, sample_rate=SR44,
+                              regions=[(SR44, 2 * SR44)]))
+    assert np.array_equal(inp.outputs["take1"][:, [0, -1]], song[:, [SR44, 2 * SR44 - 1]])
+    e.unload()
+
+
 @pytest.mark.gpu
 def test_bf16_on_cuda_generates_and_inpaints(model_dir):
     """The CUDA policy: bf16 weights, the same job shapes, finite audio, untouched edges."""
