@@ -52,9 +52,10 @@ def free_bytes(folder: str | Path) -> int | None:
 def is_disk_full(exc: BaseException, folder: str | Path | None = None) -> bool:
     """Whether ``exc`` (raised by a write into ``folder``) means the disk is full.
 
-    True for ``ENOSPC``/``EDQUOT`` anywhere in the exception's chain, and for other write
-    errors (libsndfile's "System error") when ``folder`` has less than
-    :data:`DISK_FULL_FREE_BYTES` free. Call it before removing the failed temp file.
+    True for ``ENOSPC``/``EDQUOT`` anywhere in the exception's chain, and for other I/O
+    errors (``OSError``, or ``RuntimeError`` such as libsndfile's "System error") when
+    ``folder`` has less than :data:`DISK_FULL_FREE_BYTES` free. Call it before removing the
+    failed temp file.
     """
     seen: set[int] = set()
     e: BaseException | None = exc
@@ -65,8 +66,8 @@ def is_disk_full(exc: BaseException, folder: str | Path | None = None) -> bool:
         if "No space left" in str(e) or "Disk quota" in str(e):
             return True
         e = e.__cause__ or e.__context__
-    if folder is None or not isinstance(exc, Exception) or isinstance(exc, (KeyboardInterrupt, MemoryError)):
-        return False
+    if folder is None or not isinstance(exc, (OSError, RuntimeError)):
+        return False  # only I/O errors (libsndfile raises RuntimeError subclasses) are judged by free space
     free = free_bytes(folder)
     return free is not None and free < DISK_FULL_FREE_BYTES
 

@@ -12,6 +12,7 @@ screenshot) takes no lock and writes nothing.
 from __future__ import annotations
 
 import shutil
+import weakref
 from pathlib import Path
 
 from studio.io import project_io
@@ -47,6 +48,8 @@ class Session:
         self.crashed = crashed
         self.readonly = readonly
         self._lock = lock
+        if lock is not None:  # a session dropped without close() gives its lock back too
+            weakref.finalize(self, lock.release)
         self.swept: tuple[int, int] = (0, 0)
         self.media_problems: list[str] = []
 
