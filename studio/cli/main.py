@@ -38,6 +38,7 @@ from studio.errors import StudioError
 PLUGIN_MODULES = (
     "studio.cli.models",
     "studio.cli.tasks",
+    "studio.cli.voices",
     "studio.cli.tempo",
     "studio.cli.maintenance",
 )
