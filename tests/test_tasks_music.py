@@ -104,7 +104,7 @@ def test_extend_after_and_before_keeps_the_clip_and_lands_at_its_edges(tmp_path,
     out = run_task(s, "extend", Target(clip_id=clip.id), {**FAKE, "bars": 1, "variations": 1}, manager=manager)
     (g,) = s.project.track(tid).take_groups
     assert g.start == b and g.end == b + frames_for_bars(s.project, b, 1)
-    assert out.job.spec.region == (max(a, b - 60 * 44100), b)
+    assert out.job.spec.region == (max(a, b - 30 * 44100), b)
     assert np.array_equal(render_track_raw(s.project, s.pool, tid, a, b), before)
     run_task(s, "extend", Target(clip_id=clip.id), {**FAKE, "seconds": 0.1, "direction": "before"}, manager=manager)
     g2 = min(s.project.track(tid).take_groups, key=lambda g: g.start)

@@ -140,9 +140,14 @@ class Request:
                 **self.fields, "params": dict(self.params)}
 
     def spec_fields(self) -> dict[str, Any]:
-        """The :class:`~engines.base.JobSpec` fields every task sets from the request."""
+        """The :class:`~engines.base.JobSpec` fields every task sets from the request. A task
+        field with the name of an engine parameter (e.g. ``context_seconds``) is passed to the
+        engine as that parameter: the task's setting is the one the musician sees."""
+        params = dict(self.params)
+        engine_props = self.engine.param_schema.get("properties") or {}
+        params.update({k: v for k, v in self.fields.items() if k in engine_props})
         return {"engine_id": self.engine.id, "model_id": self.model.id, "model_path": self.model_path,
-                "params": dict(self.params), "seed": int(self.seed), "device": self.device}
+                "params": params, "seed": int(self.seed), "device": self.device}
 
 
 MODEL_PATH_DESCRIPTION = ("A local model folder or file (a fine-tune, an offline copy) used as is instead of the "

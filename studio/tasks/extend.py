@@ -27,8 +27,8 @@ class ExtendTask(Task):
         **music.PROMPT_FIELDS, **music.LENGTH_FIELDS, **music.CONTROL_FIELDS,
         "direction": {"type": "string", "enum": ["after", "before"], "default": "after", "title": "Direction",
                       "description": "after = continue past the clip's end; before = lead into its start."},
-        "context_seconds": {"type": "number", "minimum": 1, "maximum": 600, "default": 60, "title": "Context (s)",
-                            "description": "How much of the clip the model hears (at most the model's own context)."},
+        "context_seconds": {"type": "number", "minimum": 1, "maximum": 570, "default": 30, "title": "Context (s)",
+                            "description": "How much of the clip the model hears next to the new material."},
     }
     preferred_model = "acestep-v15-xl-turbo"
 

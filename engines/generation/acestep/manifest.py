@@ -64,30 +64,30 @@ _ACESTEP_PARAMS: dict[str, Any] = {
     "type": "object",
     "properties": {
         **_SAMPLING,
-        "keep_context": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
+        "keep_context": {"x-tasks": [EXTEND, INPAINT], "type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
                          "title": "Hold the surrounding audio",
                          "description": "Extend and inpaint: the fraction of steps during which the audio around "
                                         "the new material is re-imposed (noised to each step's level), so the new "
                                         "part grows out of it. 0 = free, 1 = held to the end (ACE-Step 1.5 "
                                         "repaint injection)."},
-        "latent_crossfade_frames": {"type": "integer", "default": 12, "minimum": 0, "maximum": 50,
+        "latent_crossfade_frames": {"x-tasks": [EXTEND, INPAINT], "type": "integer", "default": 12, "minimum": 0, "maximum": 50,
                                     "title": "Seam blend (frames)",
                                     "description": "Extend and inpaint: width of the blend between the new and the "
                                                    "original material in the model's latent space, in 40 ms frames "
                                                    "(ACE-Step 1.5 repaint boundary blend)."},
-        "crossfade_ms": {"type": "number", "default": 25.0, "minimum": 0.0, "maximum": 2000.0, "title": "Crossfade (ms)",
+        "crossfade_ms": {"x-tasks": [EXTEND, INPAINT], "type": "number", "default": 25.0, "minimum": 0.0, "maximum": 2000.0, "title": "Crossfade (ms)",
                          "description": "Extend and inpaint: crossfade inside the new material where it meets the "
                                         "original audio (the original itself is never changed)."},
-        "match_loudness": {"type": "boolean", "default": True, "title": "Match loudness",
+        "match_loudness": {"x-tasks": [EXTEND, RESTYLE], "type": "boolean", "default": True, "title": "Match loudness",
                            "description": "Extend and restyle: match the new audio's loudness (ITU-R BS.1770) to "
                                           "the source. Inpaint follows the job's own 'match loudness' choice."},
-        "context_seconds": {"type": "number", "default": 30.0, "minimum": 1.0, "maximum": 570.0,
+        "context_seconds": {"x-tasks": [], "type": "number", "default": 30.0, "minimum": 1.0, "maximum": 570.0,
                             "title": "Context (s)",
                             "description": "Extend: how much of the clip the model hears next to the new material."},
-        "stem_mode": {"type": "string", "default": "lego", "enum": ["lego", "complete"], "title": "Add-stem mode",
+        "stem_mode": {"x-tasks": [ADD_STEM], "type": "string", "default": "lego", "enum": ["lego", "complete"], "title": "Add-stem mode",
                       "description": "lego: generate only the chosen instrument over the context; complete: let the "
                                      "model complete the arrangement with it."},
-        "cover_conditioning": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 1.0,
+        "cover_conditioning": {"x-tasks": [RESTYLE], "type": "number", "default": 1.0, "minimum": 0.0, "maximum": 1.0,
                                "title": "Keep melody and rhythm",
                                "description": "Restyle: how much the source's melody and rhythm (its semantic "
                                               "codes) steer the result; 0 = prompt only."},
