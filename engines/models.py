@@ -125,6 +125,14 @@ class ModelManager:
         if rec.builtin:
             return "built-in"
         d = self.model_dir(rec)
+        if hub_verified(rec):
+            from engines.hub import check_snapshot, read_lock
+
+            lock = read_lock(d)
+            named = all(f.filename in lock["files"] for f in rec.files) if lock else False
+            if lock is not None and named and not check_snapshot(d):
+                return "installed"
+            return "partial" if d.is_dir() and any(d.iterdir()) else "missing"
         present = [(d / f.filename).is_file() and (d / f.filename).stat().st_size == f.size for f in rec.files]
         if all(present):
             return "installed"
@@ -150,6 +158,18 @@ class ModelManager:
                 f"or import it with `seed-studio models import {rec.id} FOLDER`",
             )
         d = self.model_dir(rec)
+        if hub_verified(rec):
+            from engines.hub import read_lock
+
+            for name, meta in (read_lock(d) or {"files": {}})["files"].items():
+                p = d / name
+                if self.file_sha256(p) != meta.get("sha256"):
+                    raise ChecksumMismatch(
+                        f"model file '{p}' of {rec.id!r} does not match the sha256 recorded when it was "
+                        "downloaded: it is damaged or was replaced, so it is not loaded",
+                        f"download it again with `seed-studio models download {rec.id}` (after "
+                        f"`seed-studio models remove {rec.id}`)")
+            return d
         for f in rec.files:
             p = self.file_path(rec, f)
             if not f.sha256:
@@ -238,6 +258,10 @@ class ModelManager:
         """
         rec = self.record(model)
         d = self.model_dir(rec)
+        if hub_verified(rec):
+            from engines.hub import check_snapshot
+
+            return check_snapshot(d, full=True)
         problems = []
         for f in rec.files:
             p = d / f.filename
@@ -275,6 +299,8 @@ class ModelManager:
         if not src_root.is_dir():
             raise ModelNotInstalled(f"import folder '{src_root}' does not exist", "give the folder holding the model files")
         d = self.model_dir(rec)
+        if hub_verified(rec):
+            return self._import_snapshot(rec, src_root, d)
         for f in rec.files:
             src = src_root / f.filename
             if not src.is_file():
@@ -297,6 +323,42 @@ class ModelManager:
             replace_durably(tmp, dst)
             if sha256_file(dst) == digest:  # the copy is what was checked: remember it
                 self._remember(dst, digest)
+        return d
+
+    def _import_snapshot(self, rec: ModelRecord, src_root: Path, d: Path) -> Path:
+        """Copy a whole-repository model (or one whose file facts the Hub gives) from a local
+        folder, and write its lock record with the sha256 of what was copied (``"commit":
+        "imported"``: the Hub could not vouch for it offline)."""
+        from fnmatch import fnmatch
+
+        from engines.hub import DEFAULT_PATTERNS, LOCK_NAME
+
+        wanted = [f.filename for f in rec.files]
+        if wanted:
+            names = wanted
+        else:
+            names = sorted(str(p.relative_to(src_root)) for p in src_root.rglob("*")
+                           if p.is_file() and not p.name.startswith(".")
+                           and any(fnmatch(p.name, pat) for pat in DEFAULT_PATTERNS))
+        if not names:
+            raise ModelNotInstalled(f"'{src_root}' holds no model files for {rec.id!r}",
+                                    "give the folder of a downloaded copy (model_index.json, *.safetensors...)")
+        files = {}
+        for name in names:
+            src = src_root / name
+            if not src.is_file():
+                raise ModelNotInstalled(f"model file '{name}' of {rec.id!r} not found in '{src_root}'",
+                                        "the folder must hold every file the model lists")
+            dst = d / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".import")
+            shutil.copyfile(src, tmp)
+            replace_durably(tmp, dst)
+            digest = sha256_file(dst)
+            self._remember(dst, digest)
+            files[name] = {"size": dst.stat().st_size, "sha256": digest}
+        lock = {"repo": rec.hf_repo, "revision": rec.revision or "main", "commit": "imported", "files": files}
+        atomic_write_text(d / LOCK_NAME, json.dumps(lock, indent=1, sort_keys=True))
         return d
 
     # ------------------------------------------------------------------ download
@@ -329,6 +391,15 @@ class ModelManager:
         """
         rec = self.record(model)
         d = self.model_dir(rec)
+        if hub_verified(rec):
+            from engines.hub import DEFAULT_PATTERNS, download_snapshot
+
+            patterns = tuple(f.filename for f in rec.files) or DEFAULT_PATTERNS
+            lock = download_snapshot(rec.hf_repo or "", rec.revision, d, patterns=patterns, progress=progress,
+                                     model_id=rec.id)
+            for name, meta in lock["files"].items():
+                self._remember(d / name, meta["sha256"])
+            return d
         total = rec.size
         done = 0
         for f in rec.files:
@@ -504,3 +575,11 @@ def local_model_hashes(path: str | os.PathLike, limit: int = 256) -> dict[str, s
         except OSError:
             out[f.name if f == p else str(f.relative_to(p))] = "unreadable"
     return out
+
+
+def hub_verified(rec: ModelRecord) -> bool:
+    """True for a Hub model whose file facts come from the Hub at download time: a whole
+    repository (no file list), or a file list with sizes or sha256 not known offline. Such
+    models are downloaded, checked and recorded by :mod:`engines.hub` (a lock record
+    with the commit and every file's sha256)."""
+    return bool(rec.hf_repo) and (rec.snapshot or any(not f.sha256 or not f.size for f in rec.files))

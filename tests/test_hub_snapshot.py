@@ -63,3 +63,42 @@ def test_offline_and_unknown_repo_are_clear_errors(monkeypatch, tmp_path, hub):
     with pytest.raises(ModelDownloadError, match="can't reach the Hugging Face Hub") as info:
         download_snapshot("org/tiny", None, tmp_path / "y")
     assert "offline" in info.value.hint
+
+
+def test_the_model_manager_downloads_checks_and_imports_whole_repository_models(hub, tmp_path):
+    from engines.models import ModelManager
+    from engines.records import ModelFile, ModelRecord
+
+    snap = ModelRecord(id="tiny-snap", engine="fake", licence="MIT", hf_repo="org/tiny", revision="main")
+    listed = ModelRecord(id="tiny-listed", engine="fake", licence="MIT", hf_repo="org/tiny", revision=COMMIT,
+                         files=(ModelFile("vae/config.json", "", 0), ModelFile("model_index.json", "", 0)))
+    mgr = ModelManager(tmp_path / "models", records=[snap, listed])
+    assert not snap.builtin and mgr.status(snap) == "missing" and mgr.status(listed) == "missing"
+    with pytest.raises(Exception, match="not installed"):
+        mgr.require(snap)
+    mgr.download(snap)
+    assert mgr.status(snap) == "installed" and mgr.verify(snap) == []
+    folder = mgr.require(snap)
+    assert (folder / "vae/diffusion_pytorch_model.safetensors").read_bytes() == FILES[
+        "vae/diffusion_pytorch_model.safetensors"]
+    # only the listed files of a record whose sizes and hashes the Hub gives
+    mgr.download(listed)
+    assert sorted(read_lock(mgr.model_dir(listed))["files"]) == ["model_index.json", "vae/config.json"]
+    assert mgr.status(listed) == "installed"
+    # a replaced file is refused at load time and named by verify
+    target = folder / "vae/config.json"
+    target.write_bytes(b'{"sampling_rate": 44101}')
+    with pytest.raises(ChecksumMismatch, match="vae/config.json"):
+        mgr.require(snap)
+    assert mgr.verify(snap) == ["vae/config.json: sha256 mismatch"]
+    # an offline copy can be imported: the lock records what was copied
+    mgr.remove(snap)
+    assert mgr.status(snap) == "missing"
+    src = tmp_path / "copy"
+    for name, data in FILES.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    mgr.import_from(snap, src)
+    lock = read_lock(mgr.model_dir(snap))
+    assert lock["commit"] == "imported" and "text_encoder/pytorch_model.bin" not in lock["files"]
+    assert mgr.status(snap) == "installed" and mgr.require(snap)
