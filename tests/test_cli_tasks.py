@@ -132,3 +132,18 @@ def test_bad_flags_are_clear_errors_before_any_work(song_project, capsys, tmp_pa
     assert main(["separate", str(song_project), "--track", "1", "--model-path", str(tmp_path / "nowhere")]) == 1
     assert "nowhere' does not exist" in capsys.readouterr().err
     assert (song_project / "project.json").read_bytes() == before
+
+
+def test_the_host_exits_when_the_cli_is_killed(song_project):
+    proc = _run_cli(["separate", str(song_project), "--track", "1", "--model", "dsp"])
+    host = _wait_for_host(proc, 0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{host}").exists():
+        stat = Path(f"/proc/{host}/stat").read_text() if Path(f"/proc/{host}/stat").exists() else ""
+        if " Z " in stat:  # a zombie has exited
+            break
+        time.sleep(0.1)
+    alive = Path(f"/proc/{host}/stat").exists() and " Z " not in Path(f"/proc/{host}/stat").read_text()
+    assert not alive

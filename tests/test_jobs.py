@@ -312,3 +312,20 @@ def test_plain_submit_with_array_input_and_default_device(manager):
         import soundfile as sf
 
         assert sf.info(job.result.outputs["take1"]).frames == 800
+
+
+def test_temp_folders_of_dead_managers_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    from studio.jobs.manager import OWNER_FILE, WORK_PREFIX, sweep_stale_work_roots
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, live, other = tmp_path / f"{WORK_PREFIX}a", tmp_path / f"{WORK_PREFIX}b", tmp_path / f"{WORK_PREFIX}c"
+    for d in (stale, live, other):
+        (d / "job").mkdir(parents=True)
+        (d / "job" / "input.wav").write_bytes(b"x" * 1000)
+    (stale / OWNER_FILE).write_text(dead.stdout.strip())
+    (live / OWNER_FILE).write_text(str(os.getpid()))
+    assert sweep_stale_work_roots(tmp_path) == 1
+    assert not stale.exists() and live.exists() and other.exists()

@@ -343,15 +343,21 @@ def host_main(conn: Any, cancel_event: Any, config: HostConfig) -> None:
 
 
 def _start_heartbeat(runner: _Runner, interval: float) -> threading.Thread:
-    """Send ``{"type": "heartbeat"}`` every ``interval`` seconds until the pipe closes.
+    """Send ``{"type": "heartbeat"}`` every ``interval`` seconds until the pipe closes, and
+    exit the host when its parent (the studio process) is gone, so an orphaned host never
+    goes on writing into a project whose lock was released.
 
     A thread of its own, so that a job that reports no progress for a while (a long
     model load, one long kernel) still shows the studio that the host is alive, and a
     stopped (SIGSTOP) or deadlocked host stops sending it."""
 
+    parent = os.getppid()
+
     def beat() -> None:
         while True:
             time.sleep(interval)
+            if os.getppid() != parent:  # the studio died (even by SIGKILL): never outlive it
+                os._exit(3)
             if runner.job_id is None:
                 continue  # idle: nobody waits for us, and the pipe must not fill up
             try:

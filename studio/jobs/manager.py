@@ -18,6 +18,7 @@ failed or cancelled job leaves the project untouched and no partial take.
 from __future__ import annotations
 
 import copy
+import os
 import logging
 import queue
 import shutil
@@ -42,6 +43,36 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+
+WORK_PREFIX = "seed-jobs-"
+OWNER_FILE = ".owner-pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_work_roots(tmp: str | Path | None = None) -> int:
+    """Delete the temp folders of job managers whose process is gone (a CLI killed mid-job
+    leaves its inputs and outputs behind). Folders of live processes, and folders without
+    an owner file, are left alone. Returns how many were removed."""
+    removed = 0
+    for d in Path(tmp or tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
+        try:
+            pid = int((d / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class JobError(StudioError):
@@ -172,7 +203,11 @@ class JobManager:
         self.cancel_grace = cancel_grace
         self.default_device = None if default_device in (None, "auto") else default_device
         self._own_root = work_root is None
-        self.work_root = Path(work_root) if work_root else Path(tempfile.mkdtemp(prefix="seed-jobs-"))
+        if self._own_root:
+            sweep_stale_work_roots()
+        self.work_root = Path(work_root) if work_root else Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+        if self._own_root:
+            (self.work_root / OWNER_FILE).write_text(str(os.getpid()))
         self._host_factory = host_factory or (lambda: EngineHost(self.host_config, cancel_grace=self.cancel_grace))
         self._jobs: dict[str, Job] = {}
         self._lanes: dict[str, _Lane] = {}
