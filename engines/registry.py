@@ -32,7 +32,7 @@ from engines.base.tasks import TASKS
 from engines.records import EngineEntry, ModelFile, ModelRecord
 
 __all__ = ["EngineEntry", "ModelFile", "ModelRecord", "ENTRY_POINT_GROUP", "ENV_DEV_ENGINES", "list_engines",
-           "engines_for", "get_entry", "get_engine_class", "list_models", "get_model", "models_for_task",
+           "engines_for", "get_entry", "get_engine_class", "list_models", "get_model", "models_for_task", "engine_for_model",
            "register", "unregister", "reload"]
 
 ENTRY_POINT_GROUP = "seed_studio.engines"
@@ -185,13 +185,32 @@ def list_models(engine_id: str | None = None) -> list[ModelRecord]:
 
 def models_for_task(task: str) -> list[ModelRecord]:
     """Model records of every engine serving ``task``, in engine order then the engine's
-    own model order (its default first)."""
+    own model order (its default first): the models an engine lists in its entry (another
+    engine's record may serve it too, e.g. ACE-Step's base model for extraction) and the
+    records that name it as their engine. Each model appears once."""
     out: list[ModelRecord] = []
+    known = {m.id: m for m in _build()[1]}
     for e in list_engines(task):
-        by_id = {m.id: m for m in list_models(e.id)}
-        out += [by_id[i] for i in e.models if i in by_id]
-        out += [m for m in by_id.values() if m.id not in e.models]
+        ids = [i for i in e.models if i in known] + [m.id for m in list_models(e.id) if m.id not in e.models]
+        out += [known[i] for i in ids if known[i] not in out]
     return out
+
+
+def engine_for_model(task: str, model_id: str) -> EngineEntry:
+    """The engine that runs ``model_id`` for ``task``: the first engine serving the task
+    that lists the model in its entry, else the model record's own engine.
+
+    Raises:
+        EngineNotFound: no engine serving ``task`` can run that model.
+    """
+    for e in list_engines(task):
+        if model_id in e.models:
+            return e
+    m = get_model(model_id)
+    entry = get_entry(m.engine)
+    if task not in entry.tasks:
+        raise EngineNotFound(f"model {model_id!r} can't {task.replace('_', ' ')}")
+    return entry
 
 
 def get_model(model_id: str) -> ModelRecord:

@@ -426,7 +426,7 @@ def test_model_manager_snapshot_gives_revision_and_hashes(model_dir, tmp_path, m
     e = AceStepEngine()
     e.load("cpu", "float32")
     spec = GenerateSpec(engine_id="acestep", frames=SR44, sample_rate=SR44)
-    with pytest.raises(ModelNotInstalled, match="no complete download"):
+    with pytest.raises(ModelNotInstalled, match="not installed"):
         _run(e, spec)
     files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
              for p in folder.rglob("*") if p.is_file()}

@@ -216,10 +216,9 @@ class TaskDialog(QDialog):
         if not 0 <= index < len(self.models):
             return
         from engines.models import human_size
-        from engines.registry import get_entry
 
         m = self.models[index]
-        entry = get_entry(m.engine)
+        entry = self.task.engine_for(m)
         status = self._status(m)
         size = f", {human_size(m.size)}" if m.size else ""
         needs = status not in ("installed", "built-in") and not self.model_path

@@ -215,7 +215,6 @@ def resolve_control_sources(project: Any, request: dict) -> dict:
 
 
 def _request(task: Task, args: argparse.Namespace, params: dict[str, tuple[dict[str, Any], list[str]]]) -> dict:
-    from engines.registry import get_entry
 
     req: dict[str, Any] = {}
     for name in COMMON:
@@ -238,7 +237,7 @@ def _request(task: Task, args: argparse.Namespace, params: dict[str, tuple[dict[
             raise StudioError(f"--control-strength {item}: the strength must be a number") from None
     if controls:
         req["controls"] = controls
-    engine = get_entry(task.model(req.get("model")).engine)
+    engine = task.engine_for(task.model(req.get("model")))
     given: dict[str, Any] = {}
     for flag_name, (_prop, engines) in params.items():
         v = getattr(args, f"p_{flag_name}", None)

@@ -220,6 +220,12 @@ class Task:
         choices = ", ".join([*(m.id for m in self.models()), *self.model_aliases])
         raise TaskError(f"'{model_id}' is not a model for {self.name.replace('_', ' ')} (models: {choices})")
 
+    def engine_for(self, model: ModelRecord) -> EngineEntry:
+        """The engine that runs ``model`` for this task (see :func:`engines.registry.engine_for_model`)."""
+        from engines.registry import engine_for_model
+
+        return engine_for_model(self.runs(), model.id)
+
     def field_schema(self, model: ModelRecord | None = None) -> dict[str, dict[str, Any]]:
         """The task's own fields for ``model`` (subclasses narrow enums, e.g. the stems)."""
         return json.loads(json.dumps(self.fields))
@@ -230,10 +236,8 @@ class Task:
         Properties: ``model``, ``model_path``, ``seed``, ``device``, the task's fields,
         and ``params`` (the model's engine's parameter schema).
         """
-        from engines.registry import get_entry
-
         model = self.model(model_id)
-        entry = get_entry(model.engine)
+        entry = self.engine_for(model)
         model_ids = [m.id for m in self.models()]
         props: dict[str, Any] = {
             "model": {"type": "string", "enum": model_ids + [a for a in self.model_aliases if a not in model_ids],
@@ -273,7 +277,6 @@ class Task:
         import jsonschema
 
         from engines.base import EngineError, resolve_params
-        from engines.registry import get_entry
 
         req = dict(request or {})
         model = self.model(req.get("model"))
@@ -292,7 +295,7 @@ class Task:
             if error.validator == "pattern" and hint:
                 message = f"{error.instance!r} is not {hint}"
             raise TaskError(f"{self.name.replace('_', ' ')}: {where}: {message}")
-        entry = get_entry(model.engine)
+        entry = self.engine_for(model)
         unused = sorted(set(full["params"]) - set(props["params"].get("properties") or {}))
         if unused and (props["params"].get("additionalProperties") is not False):
             raise TaskError(f"{entry.title or entry.id} has no setting '{unused[0]}' for "
