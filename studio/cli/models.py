@@ -59,7 +59,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     header = ("MODEL", "ENGINE", "LICENCE", "SIZE", "STATUS", "SOURCE")
     table = [header] + [
-        (r["id"], r["engine"], r["licence"], human_size(r["size"]), r["status"], r["source"]) for r in rows
+        (r["id"], r["engine"], r["licence"], human_size(r["size"]) if r["size"] or r["status"] == "built-in"
+         else "see Hub", r["status"], r["source"]) for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
@@ -80,7 +81,8 @@ def cmd_download(args: argparse.Namespace) -> int:
         if rec.builtin:
             print(f"{rec.id}: built in, nothing to download")
             continue
-        print(f"{rec.id}: {rec.title or rec.id}, licence {rec.licence}, {human_size(rec.size)}", file=sys.stderr)
+        size = human_size(rec.size) if rec.size else "size given by the Hub"
+        print(f"{rec.id}: {rec.title or rec.id}, licence {rec.licence}, {size}", file=sys.stderr)
         with tqdm(total=rec.size, unit="B", unit_scale=True, desc=rec.id, file=sys.stderr,
                   disable=not sys.stderr.isatty()) as bar:
             def progress(done: int, total: int, _name: str, _bar: Any = bar) -> None:
