@@ -16,11 +16,11 @@ import os
 import signal
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from engines.base import EngineError, JobSpec, write_output
+from engines.base import JobSpec, write_output
 
 ENV_HANG_TIMEOUT = "SEED_STUDIO_HOST_HANG_TIMEOUT"
 
@@ -82,20 +82,6 @@ class OutputsHook:
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kwargs": dict(self.kwargs or {})}
-
-
-def _resolve(target: str) -> Callable[..., Any]:
-    """The function named ``"module:function"``. Raises EngineError when it doesn't exist."""
-    import importlib
-
-    module, _, name = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise EngineError(f"outputs hook {target!r} not found: {exc}", "this is a bug; see the log") from None
-    if not callable(fn):
-        raise EngineError(f"outputs hook {target!r} is not callable", "this is a bug; see the log")
-    return fn
 
 
 def jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from engines.base import AnalyzeSpec, JobResult, JobSpec
-from studio.jobs.inputs import render_input
 from studio.model import edits
 from studio.model.commands import Command, MacroCommand
 from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
@@ -158,18 +157,12 @@ class AnalyzeTask(Task):
     preferred_model = "beat-this-final0"
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:
-        super().check_target(project, target, request)
-        if target.track_id is None:
-            raise TaskError("choose the track to analyse")
-        target.span(project)
+        self.need_audio_track(project, target)
 
     def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
-        project = session.project
-        start, end = target.span(project)
-        wav = render_input(project, session.pool, [target.track_id], start, end, work_dir)
-        features = ["beats", "key"]
-        return AnalyzeSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(start, end),
-                           features=features)
+        wav, region, _ = self.render_target(session, target, work_dir)
+        return AnalyzeSpec(**request.spec_fields(), audio=wav, sample_rate=session.project.sample_rate,
+                           region=region, features=["beats", "key"])
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

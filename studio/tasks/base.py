@@ -347,6 +347,43 @@ class Task:
             except KeyError:
                 raise TaskError(f"no track {tid} in the project") from None
 
+    def need_audio_track(self, project: Any, target: Target) -> Any:
+        """The target's track, which must be an audio track with audio in the range.
+
+        Raises:
+            TaskError: no track chosen, a MIDI track, an empty track or range.
+        """
+        verb = self.name.replace("_", " ")
+        if target.track_id is None:
+            raise TaskError(f"choose the track to {verb}")
+        try:
+            track = project.track(target.track_id)
+        except KeyError:
+            raise TaskError(f"no track {target.track_id} in the project") from None
+        if track.kind != "audio":
+            raise TaskError(f"track '{track.name}' is a MIDI track; {verb} an audio track")
+        start, end = target.span(project)
+        if end <= start or start < 0:
+            raise TaskError(f"the range {start}..{end} samples is empty")
+        return track
+
+    def render_target(self, session: Any, target: Target, work_dir: Path,
+                      margin: int = 0) -> tuple[str, tuple[int, int], tuple[int, int]]:
+        """Render the target track over its range plus ``margin`` samples each side (clamped
+        at the project start) into ``work_dir``.
+
+        Returns:
+            ``(wav path, (start, end) of the range, (before, after) margins rendered)``:
+            a spec's ``audio``, ``region`` and ``context``.
+        """
+        from studio.jobs.inputs import render_input
+
+        project = session.project
+        start, end = target.span(project)
+        a, b = max(0, start - int(margin)), end + int(margin)
+        wav = render_input(project, session.pool, [target.track_id], a, b, work_dir)
+        return wav, (start, end), (start - a, b - end)
+
     def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
         """Render the input into ``work_dir`` and build the engine job. May run on a worker
         thread with a snapshot of the project (``session.project``) and the real pool.

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import ConvertVoiceSpec, JobResult, JobSpec
-from studio.jobs.inputs import render_input
 from studio.model.commands import Command, MacroCommand
 from studio.tasks import music
 from studio.tasks.base import Request, Target, Task, TaskError
@@ -50,21 +49,15 @@ class ConvertVoiceTask(Task):
     required = ("voice",)
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:
-        super().check_target(project, target, request)
-        if target.track_id is None:
-            raise TaskError("choose the vocal track to convert")
-        if project.track(target.track_id).kind != "audio":
-            raise TaskError(f"track '{project.track(target.track_id).name}' is a MIDI track; convert an audio track")
-        target.span(project)
+        self.need_audio_track(project, target)
         resolve_voice(request.fields["voice"], request.fields.get("index"))
 
     def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
-        project = session.project
-        s, e = target.span(project)
         model, index = resolve_voice(request.fields["voice"], request.fields.get("index"))
-        wav = render_input(project, session.pool, [target.track_id], s, e, work_dir)
-        return ConvertVoiceSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate, region=(s, e),
-                                target_voice=model, index_path=index, transpose=float(request.fields["transpose"]))
+        wav, region, _ = self.render_target(session, target, work_dir)
+        return ConvertVoiceSpec(**request.spec_fields(), audio=wav, sample_rate=session.project.sample_rate,
+                                region=region, target_voice=model, index_path=index,
+                                transpose=float(request.fields["transpose"]))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:

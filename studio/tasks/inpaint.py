@@ -45,12 +45,8 @@ class InpaintTask(Task):
         return regs
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:
-        super().check_target(project, target, request)
-        if target.track_id is None:
-            raise TaskError("choose the track to inpaint")
-        if project.track(target.track_id).kind != "audio":
-            raise TaskError(f"track '{project.track(target.track_id).name}' is a MIDI track; inpaint an audio track")
-        self._regions(target)
+        regs = self._regions(target)
+        self.need_audio_track(project, Target(target.track_id, regs[0][0], regs[-1][1]))
 
     def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
         project = session.project

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 from engines.base import JobResult, JobSpec, SeparateSpec
 from engines.records import ModelRecord
-from studio.jobs.inputs import render_input
 from studio.model import edits
 from studio.model.commands import Command, MacroCommand
 from studio.model.project import TRACK_COLOURS, AudioClip, MediaItem, Take, Track
@@ -68,24 +67,15 @@ class SeparateTask(Task):
         return f
 
     def check_target(self, project: Any, target: Target, request: Request) -> None:
-        super().check_target(project, target, request)
-        if target.track_id is None:
-            raise TaskError("choose the track to separate")
-        if project.track(target.track_id).kind != "audio":
-            raise TaskError(f"track '{project.track(target.track_id).name}' is a MIDI track; separate an audio track")
-        start, end = target.span(project)
-        if end <= start or start < 0:
-            raise TaskError(f"the range {start}..{end} samples is empty")
+        self.need_audio_track(project, target)
 
     def prepare(self, session: Any, target: Target, request: Request, work_dir: Path) -> JobSpec:
-        project = session.project
-        start, end = target.span(project)
+        sr = session.project.sample_rate
         whole = target.start is None and target.end is None
-        ctx = 0 if whole else int(round(float(request.fields["context_seconds"]) * project.sample_rate))
-        a, b = max(0, start - ctx), end + ctx
-        wav = render_input(project, session.pool, [target.track_id], a, b, work_dir)
-        return SeparateSpec(**request.spec_fields(), audio=wav, sample_rate=project.sample_rate,
-                            region=(start, end), context=(start - a, b - end), stems=list(request.fields["stems"]))
+        ctx = 0 if whole else int(round(float(request.fields["context_seconds"]) * sr))
+        wav, region, context = self.render_target(session, target, work_dir, ctx)
+        return SeparateSpec(**request.spec_fields(), audio=wav, sample_rate=sr, region=region, context=context,
+                            stems=list(request.fields["stems"]))
 
     def apply(self, session: Any, target: Target, request: Request, spec: JobSpec, result: JobResult,
               media: dict[str, Any]) -> Command | None:
