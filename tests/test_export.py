@@ -13,7 +13,7 @@ from studio.errors import RenderError
 from studio.export.ableton import export_for_ableton, sanitize_name
 from studio.io.midi_io import read_midi
 from studio.model.project import AudioClip, Effect, MidiClip, Note, Project, Take, TakeGroup, Track
-from studio.audio.render import render_mix
+from studio.audio.render import render_mix, render_stems
 from studio.model.timebase import TempoChange, TempoMap, TimeSignature
 from tests.test_render import ArrayPool, noise
 
@@ -128,7 +128,14 @@ def test_manifest_records_tempo_signature_and_sources(tmp_path):
     assert f0["media"][0]["original_name"] == "break.flac"
     assert f0["active_takes"][0]["provenance"] == {"engine": "fake", "seed": 7}
     assert m["files"][1]["effects"] == [{"name": "LowpassFilter", "params": {"cutoff_frequency_hz": 800.0}}]
-    assert m["files"][3] == {"file": "Mix.wav", "type": "mix", "clipped_samples": 0}
+    mix = m["files"][3]
+    assert {k: mix[k] for k in ("file", "type", "clipped_samples", "over_samples")} == {
+        "file": "Mix.wav", "type": "mix", "clipped_samples": 0, "over_samples": 0}
+    # the levels of what was written: sample peak <= true peak < 0 dBFS, a finite loudness
+    audio = read(report.files[3])
+    assert mix["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(audio).max()), abs=0.01)
+    assert mix["sample_peak_dbfs"] <= mix["true_peak_dbfs"] < 0.0
+    assert -70.0 < mix["loudness_lufs"] < 0.0
 
 
 @needs_gm
@@ -171,12 +178,38 @@ def test_errors(tmp_path):
     assert not (tmp_path / "e").exists()
 
 
-def test_clipping_is_reported_for_24_bit_only(tmp_path):
+def test_clipping_is_reported_for_24_bit_and_overs_for_float(tmp_path):
     p, pool = audio_project()
     p.tracks[0].gain_db = 24.0
     report = export_for_ableton(p, pool, tmp_path / "c")
     assert [f.name for f in report.clipped] == ["01 Drums.wav", "Mix.wav"]
-    assert not export_for_ableton(p, pool, tmp_path / "f", float32=True).clipped
+    assert [f.name for f in report.overs] == ["01 Drums.wav", "Mix.wav"]
+    pcm = {f["file"]: f for f in json.loads(report.manifest.read_text())["files"]}
+    # the samples over full scale, counted in the float render before the file clipped them
+    stems = render_stems(p, pool)
+    master = 10 ** (p.master_gain_db / 20)
+    drums_over = int(np.count_nonzero(np.abs(stems[p.tracks[0].id] * np.float32(master)) > 1.0))
+    assert drums_over > 0 and pcm["01 Drums.wav"]["clipped_samples"] == pcm["01 Drums.wav"]["over_samples"] == drums_over
+    assert pcm["01 Drums.wav"]["true_peak_dbfs"] > 0.0
+    assert np.abs(read(report.files[0])).max() <= 1.0  # a 24-bit file holds full scale at most
+    # float: nothing is clipped, but the overs are reported, with the same count and peak
+    fl = export_for_ableton(p, pool, tmp_path / "f", float32=True)
+    assert not fl.clipped and [f.name for f in fl.overs] == ["01 Drums.wav", "Mix.wav"]
+    flt = {f["file"]: f for f in json.loads(fl.manifest.read_text())["files"]}
+    assert flt["01 Drums.wav"]["clipped_samples"] == 0
+    assert flt["01 Drums.wav"]["over_samples"] == drums_over
+    assert flt["Mix.wav"]["over_samples"] == pcm["Mix.wav"]["over_samples"] > 0
+    assert flt["01 Drums.wav"]["true_peak_dbfs"] == pcm["01 Drums.wav"]["true_peak_dbfs"]
+    assert int(np.count_nonzero(np.abs(read(fl.files[0])) > 1.0)) == drums_over
+    warning = fl.warning()
+    assert "01 Drums.wav" in warning and "Mix.wav" in warning and "32-bit float" in warning
+    assert "true peak +" in warning and "LUFS" in warning and "--master-gain" in warning
+    # lowered by what the warning asks, nothing goes over any more
+    need = float(warning.split("lower the master by ")[1].split(" dB")[0])
+    ok = export_for_ableton(p, pool, tmp_path / "ok", master_gain_db=p.master_gain_db - need)
+    assert ok.overs == [] and ok.warning() is None
+    peaks = [f["true_peak_dbfs"] for f in json.loads(ok.manifest.read_text())["files"] if f["type"] != "midi"]
+    assert max(peaks) == pytest.approx(-1.0, abs=0.06)  # the advice is rounded to 0.1 dB
 
 
 @pytest.mark.parametrize("raw, clean", [

@@ -61,6 +61,22 @@ MIDI_SEGMENT_S = 30.0
 are rendered from their onset, so segments join seamlessly)."""
 MIDI_SEGMENTS_KEPT = 3
 """Rendered MIDI segments kept per track (memory stays bounded for long songs)."""
+PLAYBACK_MIDI_SEGMENT_S = 4.0
+"""MIDI segment length of real-time playback, seconds (short: the first block is ready soon)."""
+
+DEFAULT_TAIL_S = 2.0
+"""The render tail, seconds, of a render or export that runs to the end of the song when
+no tail is given: reverbs and delays ring out instead of being cut. A render that is
+given its own end (``--end``, a loop, a selection) gets no tail unless one is asked
+for, so that a range comes out exactly as long as asked. The CLI's ``render`` and
+``export`` and the app's Export dialog follow the same rule (:func:`default_tail_s`);
+the app's Preferences start from this value."""
+
+
+def default_tail_s(end_given: bool, song_tail_s: float = DEFAULT_TAIL_S) -> float:
+    """The tail to use when none is given, seconds: ``song_tail_s`` when the render runs to
+    the end of the song, 0 when it was given its own end."""
+    return 0.0 if end_given else float(song_tail_s)
 
 Progress = Callable[[float], Any]
 
@@ -165,14 +181,19 @@ class Renderer:
         soundfont: GM SoundFont for MIDI tracks; :func:`studio.audio.synth.find_soundfont` when None.
         threads: worker threads for tracks (default: CPU count, at most 8); pedalboard
             and numpy release the GIL, so tracks render in parallel.
+        midi_segment_s: length of the MIDI synth segments, seconds (default
+            :data:`MIDI_SEGMENT_S`). Playback uses :data:`PLAYBACK_MIDI_SEGMENT_S`, so that
+            its first block waits for a few seconds of synth, not thirty; the audio is the
+            same either way.
     """
 
     def __init__(self, project: Project, pool: MediaReader, *, soundfont: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, midi_segment_s: float | None = None):
         self.project = project
         self.pool = pool
         self.soundfont = soundfont
         self.threads = threads if threads is not None else min(8, os.cpu_count() or 1)
+        self.midi_segment_s = float(midi_segment_s or MIDI_SEGMENT_S)
         self._chains: dict[str, tuple[tuple, Any]] = {}
         self._midi: dict[str, dict[str, Any]] = {}
         self._pool_exec: ThreadPoolExecutor | None = None
@@ -236,7 +257,7 @@ class Renderer:
         return entry
 
     def _midi_segment(self, track: Track, entry: dict[str, Any], k: int) -> np.ndarray | None:
-        """Timeline samples ``[k * L, (k + 1) * L)`` of a MIDI track (L = MIDI_SEGMENT_S)."""
+        """Timeline samples ``[k * L, (k + 1) * L)`` of a MIDI track (L = ``midi_segment_s``)."""
         segs: OrderedDict = entry["segments"]
         if k in segs:
             segs.move_to_end(k)
@@ -244,7 +265,7 @@ class Renderer:
         from studio.audio.synth import MAX_TAIL_S, get_synth
 
         sr = self.project.sample_rate
-        seg_len = int(MIDI_SEGMENT_S * sr)
+        seg_len = int(self.midi_segment_s * sr)
         s0, s1 = k * seg_len, (k + 1) * seg_len
         tail = int(MAX_TAIL_S * sr)
         upto = bisect.bisect_left(entry["ons"], s1)
@@ -277,7 +298,7 @@ class Renderer:
             if b > a:
                 buf[:, a - start:b - start] += whole[:, a:b]
             return
-        seg_len = int(MIDI_SEGMENT_S * sr)
+        seg_len = int(self.midi_segment_s * sr)
         first = max(start, 0) // seg_len
         for k in range(first, -(-end // seg_len)):
             audio = self._midi_segment(track, entry, k)
@@ -561,27 +582,86 @@ def render_track_raw(project: Project, pool: MediaReader, track_id: str, start: 
     return Renderer(project, pool, soundfont=soundfont, threads=1).track_raw(track, start, end - start)
 
 
+def with_master_gain(project: Project, master_gain_db: float | None) -> Project:
+    """``project`` itself, or a shallow copy whose master gain is ``master_gain_db`` (dB) for
+    one render (the project is not changed).
+
+    Raises:
+        RenderError: the gain is not a finite number of dB at or below +24 dB.
+    """
+    if master_gain_db is None or float(master_gain_db) == project.master_gain_db:
+        return project
+    g = float(master_gain_db)
+    if not math.isfinite(g) or g > 24.0:
+        raise RenderError(f"master gain {g:g} dB: give a number of dB up to +24")
+    import dataclasses
+
+    return dataclasses.replace(project, master_gain_db=g)
+
+
+@dataclass
+class RenderReport:
+    """What :func:`render_file` wrote.
+
+    Attributes:
+        path: the file. frames: samples per channel written. sample_rate: Hz.
+        subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"``. master_gain_db: the master gain used, dB.
+        levels: :class:`studio.audio.levels.FileLevels` of the written mix (true peak in
+            dBFS, loudness in LUFS, overs).
+    """
+
+    path: Any
+    frames: int
+    sample_rate: int
+    subtype: str
+    master_gain_db: float
+    levels: Any
+
+    def warning(self, *, app: bool = False) -> str | None:
+        """The over-full-scale warning for this file (:func:`studio.audio.levels.over_warning`), or None."""
+        from studio.audio.levels import over_warning
+
+        return over_warning([(getattr(self.path, "name", str(self.path)), self.levels)],
+                            float_format=self.subtype == "FLOAT", master_gain_db=self.master_gain_db, app=app)
+
+
 def render_to_file(project: Project, pool: MediaReader, path: Any, *, start: int = 0, end: int | None = None,
                    track_ids: Iterable[str] | None = None, progress: Progress | None = None, cancel: Any = None,
                    subtype: str = "PCM_24", soundfont: str | None = None, tail: int = 0) -> int:
     """Render the mix of ``[start, end + tail)`` straight into an audio file, block by block
-    (memory stays bounded for any length), atomically.
+    (memory stays bounded for any length), atomically. Returns the frames written; see
+    :func:`render_file` (same arguments and errors) for the levels too."""
+    return render_file(project, pool, path, start=start, end=end, track_ids=track_ids, progress=progress,
+                       cancel=cancel, subtype=subtype, soundfont=soundfont, tail=tail).frames
+
+
+def render_file(project: Project, pool: MediaReader, path: Any, *, start: int = 0, end: int | None = None,
+                track_ids: Iterable[str] | None = None, progress: Progress | None = None, cancel: Any = None,
+                subtype: str = "PCM_24", soundfont: str | None = None, tail: int = 0,
+                master_gain_db: float | None = None) -> RenderReport:
+    """Render the mix of ``[start, end + tail)`` straight into an audio file, block by block
+    (memory stays bounded for any length), atomically, and measure what was written.
 
     Args:
         path: ``.wav``, ``.flac`` or ``.aiff``; its folder must exist.
         subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"`` (not for FLAC).
         start, end, track_ids, progress, cancel, soundfont, tail: as :func:`render_mix`.
+        master_gain_db: the master gain for this render, dB (None: the project's).
 
     Returns:
-        Frames written.
+        :class:`RenderReport`: frames written, and the file's sample peak and true peak
+        (dBFS), integrated loudness (LUFS) and samples over full scale (clipped in
+        16/24-bit files, kept in float files).
 
     Raises:
-        RenderError: bad range, output path or format (checked before rendering),
-            missing media, bad effect, no SoundFont.
+        RenderError: bad range, output path, format or master gain (checked before
+            rendering), missing media, bad effect, no SoundFont.
         DiskFull: the disk filled up (names ``path``; nothing was written there).
         RenderCancelled: cancel was requested (nothing was written).
     """
     from pathlib import Path
+
+    from studio.audio.levels import LevelMeter
 
     from engines.files import DiskFullError, is_disk_full
     from studio.errors import DiskFull
@@ -597,10 +677,17 @@ def render_to_file(project: Project, pool: MediaReader, path: Any, *, start: int
     if end <= start and not tail:
         raise RenderError(f"nothing to render: the range ends at {end / project.sample_rate:g} s, "
                           f"not after its start {start / project.sample_rate:g} s")
-    blocks = (b.mix for b in iter_render(project, pool, start, end, track_ids, progress, cancel,
-                                         soundfont=soundfont, tail=tail))
+    project = with_master_gain(project, master_gain_db)
+    meter = LevelMeter(project.sample_rate, 2, clips=subtype != "FLOAT")
+
+    def blocks() -> Iterator[np.ndarray]:
+        for b in iter_render(project, pool, start, end, track_ids, progress, cancel, soundfont=soundfont, tail=tail):
+            meter.add(b.mix)
+            yield b.mix
+
     try:
-        return write_audio_blocks(path, blocks, project.sample_rate, 2, end + tail - start, subtype)
+        frames = write_audio_blocks(path, blocks(), project.sample_rate, 2, end + tail - start, subtype)
+        return RenderReport(path, frames, project.sample_rate, subtype, project.master_gain_db, meter.result())
     except ValueError as exc:
         raise RenderError(str(exc)) from None
     except OSError as exc:

@@ -28,7 +28,13 @@ of an earlier export in that folder are kept as they were.
 
 Sample format: 24-bit PCM by default, **without dither** (plain rounding, so that the
 stems null against the mix; 24-bit rounding noise is at -144 dBFS), or 32-bit float.
-Integer formats clip at full scale; the report lists any file that clipped.
+
+Levels: every audio file is measured as it is written (:mod:`studio.audio.levels`): sample
+peak and true peak (ITU-R BS.1770-4, dBFS), integrated loudness (LUFS) and the samples
+over full scale. Integer formats clip those samples (``clipped_samples``); 32-bit float
+keeps them, and the manifest still counts them (``over_samples``), because they clip as
+soon as the file is converted or played at fixed point. :meth:`ExportReport.warning`
+names the files that went over and says what to do.
 """
 from __future__ import annotations
 
@@ -46,7 +52,8 @@ from engines.files import atomic_write_text, is_disk_full
 from studio.errors import DiskFull, RenderError, StudioError
 from studio.io.midi_io import MidiPart, shift_tempo_map, write_midi
 from studio.model.project import AudioClip, MidiClip, Project, Track
-from studio.audio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render
+from studio.audio.levels import LevelMeter
+from studio.audio.render import BLOCK_FRAMES, check_tail, is_audible, iter_render, with_master_gain
 
 MANIFEST_NAME = "seed-studio-export.json"
 MIX_NAME = "Mix.wav"
@@ -105,6 +112,7 @@ class ExportedFile:
     track_name: str = ""
     kind: str = ""
     clipped_samples: int = 0
+    levels: Any = None  # studio.audio.levels.FileLevels of an audio file
 
 
 @dataclass
@@ -120,7 +128,10 @@ class ExportReport:
         start, end: the range, samples; frames: samples in each audio file
             (``end - start + tail``); tail: the render tail, samples.
         skipped: ``(track id, name, reason)`` of selected tracks that were not exported.
-        clipped: files whose samples went past full scale (integer formats only).
+        clipped: files whose samples were clipped at full scale (integer formats only).
+        overs: files that went above full scale: a sample over 1.0 (clipped in integer
+            formats, kept in float) or a true peak above 0 dBFS.
+        float32: the audio files are 32-bit float. master_gain_db: the master gain used, dB.
     """
 
     out_dir: Path
@@ -134,6 +145,17 @@ class ExportReport:
     tail: int = 0
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     clipped: list[Path] = field(default_factory=list)
+    overs: list[Path] = field(default_factory=list)
+    float32: bool = False
+    master_gain_db: float = 0.0
+
+    def warning(self, *, app: bool = False) -> str | None:
+        """Plain words about the files that went over full scale (file, samples, true peak
+        in dBFS, loudness in LUFS) and what to do; None when none did."""
+        from studio.audio.levels import over_warning
+
+        files = [(e.path.name, e.levels) for e in self.entries if e.levels is not None]
+        return over_warning(files, float_format=self.float32, master_gain_db=self.master_gain_db, app=app)
 
 
 def _unique_names(tracks: list[Track]) -> list[str]:
@@ -206,13 +228,16 @@ class _Writer:
         self._ctx = atomic_output(path)
         tmp = self._ctx.__enter__()
         self._file = open_wav_writer(tmp, sample_rate, 2, subtype, frames)
-        self.clipped = 0
         self.done = False
-        self._integer = subtype != "FLOAT"
+        self.meter = LevelMeter(sample_rate, 2, clips=subtype != "FLOAT")
+
+    @property
+    def clipped(self) -> int:
+        """Samples clipped at full scale so far (0 for float files)."""
+        return self.meter.overs if self.meter.clips else 0
 
     def write(self, block: np.ndarray) -> None:
-        if self._integer:
-            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+        self.meter.add(block)
         self._file.write(np.ascontiguousarray(block.T))
 
     def close(self, ok: bool) -> None:
@@ -239,7 +264,8 @@ class _Writer:
 def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
                        track_ids: Iterable[str] | None = None, start: int = 0, end: int | None = None,
                        float32: bool = False, progress: Callable[[float], Any] | None = None,
-                       cancel: Any = None, soundfont: str | None = None, tail: int = 0) -> ExportReport:
+                       cancel: Any = None, soundfont: str | None = None, tail: int = 0,
+                       master_gain_db: float | None = None) -> ExportReport:
     """Write the Ableton hand-off folder (see the module docstring).
 
     Args:
@@ -253,18 +279,21 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
         soundfont: GM SoundFont for MIDI tracks.
         tail: render tail, samples (see :func:`studio.audio.render.iter_render`); the MIDI
             files still end at ``end``.
+        master_gain_db: the master gain for this export, dB (None: the project's); the
+            project is not changed.
 
     Returns:
-        :class:`ExportReport`.
+        :class:`ExportReport` (with each audio file's levels; see :meth:`ExportReport.warning`).
 
     Raises:
-        RenderError: unknown track, empty range, nothing audible to export, missing
-            media, bad effects, no SoundFont for MIDI tracks.
+        RenderError: unknown track, empty range, nothing audible to export, bad master
+            gain, missing media, bad effects, no SoundFont for MIDI tracks.
         DiskFull: the disk filled up (names the file; temp files removed).
         StudioError: another export is writing into ``out_dir``, or it can't be created.
         OSError: the folder can't be written.
     """
     out_dir = Path(out_dir)
+    project = with_master_gain(project, master_gain_db)
     if end is None:
         end = project.length_samples()
     start, end, tail = int(start), int(end), check_tail(tail)
@@ -279,7 +308,8 @@ def export_for_ableton(project: Project, pool: Any, out_dir: str | Path, *,
             raise RenderError(f"unknown track id(s): {', '.join(sorted(unknown))}")
         selected = [t for t in project.tracks if t.id in wanted]
     tracks = [t for t in selected if is_audible(project, t)]
-    report = ExportReport(out_dir=out_dir, start=start, end=end, frames=end - start + tail, tail=tail)
+    report = ExportReport(out_dir=out_dir, start=start, end=end, frames=end - start + tail, tail=tail,
+                          float32=bool(float32), master_gain_db=project.master_gain_db)
     report.skipped = [(t.id, t.name, "muted" if t.mute else "not soloed") for t in selected if t not in tracks]
     if not tracks:
         raise RenderError("nothing to export: no selected track is audible (check mute and solo)")
@@ -382,7 +412,7 @@ def _finish(project: Project, out_dir: Path, tracks: list[Track], names: list[st
             progress: Callable[[float], Any] | None) -> ExportReport:
     sr = project.sample_rate
     for w, t, n in zip(writers, tracks, names):
-        report.entries.append(ExportedFile(w.path, "audio", t.id, t.name, t.kind, w.clipped))
+        report.entries.append(ExportedFile(w.path, "audio", t.id, t.name, t.kind, w.clipped, w.meter.result()))
         if t.kind == "midi" or any(isinstance(c, MidiClip) for c in t.clips):
             mid = out_dir / f"{n}.mid"
             start_tick = project.tempo_map.sample_to_tick(start, sr)
@@ -391,9 +421,11 @@ def _finish(project: Project, out_dir: Path, tracks: list[Track], names: list[st
             write_midi(mid, [part], project.tempo_map, start_tick=start_tick, end_tick=end_tick,
                        name=project.name)
             report.entries.append(ExportedFile(mid, "midi", t.id, t.name, t.kind))
-    report.entries.append(ExportedFile(mix_writer.path, "mix", None, "Mix", "mix", mix_writer.clipped))
+    report.entries.append(ExportedFile(mix_writer.path, "mix", None, "Mix", "mix", mix_writer.clipped,
+                                       mix_writer.meter.result()))
     report.mix = mix_writer.path
     report.clipped = [e.path for e in report.entries if e.clipped_samples]
+    report.overs = [e.path for e in report.entries if e.levels is not None and e.levels.is_over]
     manifest = _manifest(project, report, tracks, float32)
     report.manifest = out_dir / MANIFEST_NAME
     atomic_write_text(report.manifest, json.dumps(manifest, indent=2) + "\n")
@@ -428,6 +460,10 @@ def _manifest(project: Project, report: ExportReport, tracks: list[Track], float
                 entry["active_takes"] = takes
         if e.type != "midi":
             entry["clipped_samples"] = e.clipped_samples
+            if e.levels is not None:
+                lv = e.levels.to_dict()
+                entry.update({"over_samples": lv["over_samples"], "sample_peak_dbfs": lv["sample_peak_dbfs"],
+                              "true_peak_dbfs": lv["true_peak_dbfs"], "loudness_lufs": lv["loudness_lufs"]})
         files.append(entry)
     return {
         "format": "seed-studio-export",
@@ -450,6 +486,8 @@ def _manifest(project: Project, report: ExportReport, tracks: list[Track], float
         },
         "master_gain_db": project.master_gain_db,
         "stems_include_master_gain": True,
+        "levels": {"true_peak": "ITU-R BS.1770-4, dBFS", "loudness": "integrated, ITU-R BS.1770-4, LUFS",
+                   "over_samples": "samples above full scale (per channel); clipped in PCM files, kept in float"},
         "files": files,
         "skipped": [{"track_id": i, "track_name": n, "reason": r} for i, n, r in report.skipped],
     }
