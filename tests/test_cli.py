@@ -105,7 +105,17 @@ def test_render_and_export_commands(bundle, tmp_path, shared, capsys):
     out = tmp_path / "mix.wav"
     assert main(["render", str(bundle), str(out), "--start", "1", "--end", "3"]) == 0
     audio, sr = sf.read(str(out), always_2d=True)
-    assert sr == 44100 and audio.shape == (2 * 44100, 2)
+    assert sr == 44100 and audio.shape == (2 * 44100, 2)  # a range with its own end: exact, no tail
+    # one default tail for the CLI and the app (the Preferences start from it): to the song's
+    # end the reverbs ring out for DEFAULT_TAIL_S
+    from studio.audio.render import DEFAULT_TAIL_S
+    from studio.io.settings import Settings
+
+    assert Settings().render_tail_s == DEFAULT_TAIL_S == 2.0
+    whole = tmp_path / "whole.wav"
+    assert main(["render", str(bundle), str(whole), "--start", "1"]) == 0
+    song_end = sf.info(str(stems / "drums.flac")).frames
+    assert sf.info(str(whole)).frames == song_end - 44100 + 2 * 44100
     assert main(["render", str(bundle), str(out), "--start", "1", "--end", "3", "--tail", "0.5"]) == 0
     tailed, _ = sf.read(str(out), always_2d=True)
     assert tailed.shape == (int(2.5 * 44100), 2)

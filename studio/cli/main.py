@@ -154,12 +154,19 @@ def cmd_import(args) -> int:
     from studio.media.integrity import human_bytes
 
     check_seconds("--at", args.at)
+    if args.bar is not None and args.bar < 1:
+        raise StudioError(f"--bar {args.bar}: bars count from 1")
     for f in args.files:
         if not Path(f).exists():
             raise StudioError(f"'{f}': file not found")
+    notes: list[str] = []
     s = Session.open(args.project)
     try:
         start = _seconds_to_samples(args.at, s.project.sample_rate) or 0
+        bar = None if args.bar is None else args.bar - 1
+        if bar is not None:
+            tm = s.project.tempo_map
+            start = tm.tick_to_sample(tm.bar_to_tick(bar), s.project.sample_rate)
         plans = plan_import(s, [f for f in args.files if Path(f).suffix.lower() in AUDIO_SUFFIXES],
                             start=start, downmix=args.downmix)
         total = sum(p.stored_bytes for p in plans)
@@ -171,16 +178,25 @@ def cmd_import(args) -> int:
                   f"project rate)", file=sys.stderr)
         update, close = progress_bar("import")
         try:
-            tracks = import_files(s, args.files, start=start, downmix=args.downmix, progress=update)
+            tracks = import_files(s, args.files, start=start, bar=bar, downmix=args.downmix, progress=update,
+                                  notes=notes)
         finally:
             close()
         s.save()
+        tm, sr = s.project.tempo_map, s.project.sample_rate
+        where = {}
+        for t in tracks:
+            pos = s.project.clip_span(t.clips[0])[0]
+            b, beat, _ = tm.bar_beat_at(tm.sample_to_tick(pos, sr))
+            where[t.id] = f" at bar {b + 1} beat {beat + 1} ({pos / sr:.3f} s)"
     finally:
         s.close()
     for t in tracks:
         n = len(t.clips[0].notes) if t.kind == "midi" else None
         extra = f", {n} notes" if n is not None else ""
-        print(f"added {t.kind} track '{t.name}'{extra}")
+        print(f"added {t.kind} track '{t.name}'{extra}{where.get(t.id, '')}")
+    for line in notes:
+        print(f"note: {line}")
     return 0
 
 
@@ -261,8 +277,28 @@ def _session_with_bar(project: str, desc: str) -> Iterator[tuple[Any, Callable[[
         s.close()
 
 
+def _print_levels(name: str, levels) -> None:
+    from studio.audio.levels import fmt_db
+
+    print(f"  {name}: true peak {fmt_db(levels.true_peak_dbfs)}, "
+          f"loudness {fmt_db(levels.loudness_lufs, 'LUFS').lstrip('+')}")
+
+
+def _tail_seconds(args) -> float:
+    """``--tail``, or the default of :func:`studio.audio.render.default_tail_s` (2 s at the
+    song's end, 0 with ``--end``)."""
+    from studio.audio.render import default_tail_s
+
+    return float(args.tail) if args.tail is not None else default_tail_s(args.end is not None)
+
+
+def _check_master_gain(value: float | None) -> None:
+    if value is not None and (not math.isfinite(value) or value > 24.0):
+        raise StudioError(f"--master-gain {value:g} dB: give a number of dB up to +24 (e.g. -3)")
+
+
 def cmd_render(args) -> int:
-    from studio.audio.render import render_to_file
+    from studio.audio.render import render_file
     from studio.io.audio_io import check_output_path
 
     subtype = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[args.bit_depth]
@@ -272,6 +308,7 @@ def cmd_render(args) -> int:
         raise StudioError(str(exc)) from None
     check_range(args.start, args.end)
     check_seconds("--tail", args.tail, maximum=600.0)
+    _check_master_gain(args.master_gain)
     with _session_with_bar(args.project, "render") as (s, update):
         sr = s.project.sample_rate
         start = _seconds_to_samples(args.start, sr) or 0
@@ -279,10 +316,16 @@ def cmd_render(args) -> int:
         if end is None and s.project.length_samples() <= start:
             raise StudioError(f"nothing to render: the project ends at {s.project.length_samples() / sr:g} s, "
                               f"at or before --start {start / sr:g} s")
-        frames = render_to_file(s.project, s.pool, args.out, start=start, end=end,
-                                track_ids=resolve_tracks(s.project, args.tracks), progress=update,
-                                subtype=subtype, tail=_seconds_to_samples(args.tail, sr) or 0)
+        report = render_file(s.project, s.pool, args.out, start=start, end=end,
+                             track_ids=resolve_tracks(s.project, args.tracks), progress=update,
+                             subtype=subtype, tail=_seconds_to_samples(_tail_seconds(args), sr) or 0,
+                             master_gain_db=args.master_gain)
+    frames = report.frames
     print(f"wrote {args.out}: {frames} frames at {sr} Hz ({frames / sr:.2f} s)")
+    _print_levels(Path(args.out).name, report.levels)
+    warning = report.warning()
+    if warning:
+        _print_error("warning: " + warning)
     return 0
 
 
@@ -291,6 +334,7 @@ def cmd_export(args) -> int:
 
     check_range(args.start, args.end)
     check_seconds("--tail", args.tail, maximum=600.0)
+    _check_master_gain(args.master_gain)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise StudioError(f"'{out}' is a file; give a folder for the export")
@@ -299,19 +343,35 @@ def cmd_export(args) -> int:
         report = export_for_ableton(
             s.project, s.pool, args.out, track_ids=resolve_tracks(s.project, args.tracks),
             start=_seconds_to_samples(args.start, sr) or 0, end=_seconds_to_samples(args.end, sr),
-            float32=args.float, progress=update, tail=_seconds_to_samples(args.tail, sr) or 0)
+            float32=args.float, progress=update, tail=_seconds_to_samples(_tail_seconds(args), sr) or 0,
+            master_gain_db=args.master_gain)
     files = getattr(report, "files", None) or []
     print(f"exported {len(files)} file(s) to {args.out}")
+    levels = {e.path: e.levels for e in report.entries if e.levels is not None}
     for f in files:
-        print(f"  {Path(f).name}")
+        lv = levels.get(f)
+        if lv is None:
+            print(f"  {Path(f).name}")
+        else:
+            _print_levels(Path(f).name, lv)
+    warning = report.warning()
+    if warning:
+        _print_error("warning: " + warning)
     return 0
 
 
 # ---------------------------------------------------------------- parser
 
-def _add_tail_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tail", type=float, default=0.0,
-                   help="seconds rendered past the end for reverb/delay tails (the clips stop at the end)")
+def _add_tail_and_master_arguments(p: argparse.ArgumentParser) -> None:
+    from studio.audio.render import DEFAULT_TAIL_S
+
+    p.add_argument("--tail", type=float, metavar="SECONDS",
+                   help=f"seconds rendered past the end so that reverbs and delays ring out; the clips "
+                        f"themselves stop at the end. Default, as in the app: {DEFAULT_TAIL_S:g} when the render "
+                        "runs to the end of the song, 0 when --end is given; 0 cuts exactly at the end")
+    p.add_argument("--master-gain", type=float, metavar="DB",
+                   help="master gain in dB for this render, e.g. -3 (default: the project's master fader); "
+                        "the project itself is not changed")
 
 
 def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
@@ -338,36 +398,54 @@ def build_parser(extensions: Sequence[Callable[[Any], None]] = ()) -> argparse.A
     p.add_argument("--name", help="project name (default: the folder name)")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("import", help="import audio and MIDI files into new tracks")
-    p.add_argument("project")
+    p = sub.add_parser("import", help="import audio and MIDI files into new tracks",
+                       description="Import audio and MIDI files into a project, one new track per file (one "
+                                   "per part for MIDI). A MIDI file imported into a project with no tracks "
+                                   "brings its tempo and meter along; the command says so.")
+    p.add_argument("project", help="the project folder (NAME.seedproj)")
     p.add_argument("files", nargs="+", help="WAV, AIFF, FLAC, OGG, Opus, MP3 or MIDI files")
-    p.add_argument("--at", type=float, default=0.0, help="timeline position of the clips, seconds")
+    p.add_argument("--at", type=float, default=0.0, metavar="SECONDS",
+                   help="where the clips start on the timeline, in seconds (default 0)")
+    p.add_argument("--bar", type=int, metavar="N",
+                   help="where the clips start, as a bar number (1 = the first bar); wins over --at")
     p.add_argument("--downmix", action="store_true", help="downmix files with more than 2 channels to stereo")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="print a project's tracks, tempo and length")
-    p.add_argument("project")
+    p.add_argument("project", help="the project folder (NAME.seedproj)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("render", help="render the mixdown to an audio file")
-    p.add_argument("project")
+    p = sub.add_parser("render", help="render the mixdown to an audio file",
+                       description="Render the mix to one audio file and print its true peak (dBFS) and "
+                                   "loudness (LUFS). If the mix goes above full scale the command warns, "
+                                   "names the file and says how far to lower the master.")
+    p.add_argument("project", help="the project folder (NAME.seedproj)")
     p.add_argument("out", help="output .wav/.flac/.aiff (the folder must exist)")
-    p.add_argument("--start", type=float, help="seconds (default 0)")
-    p.add_argument("--end", type=float, help="seconds (default: project end)")
+    p.add_argument("--start", type=float, metavar="SECONDS", help="where the render starts, in seconds (default 0)")
+    p.add_argument("--end", type=float, metavar="SECONDS",
+                   help="where the render ends, in seconds (default: the end of the last clip)")
     p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
-    p.add_argument("--bit-depth", choices=["16", "24", "float"], default="24")
-    _add_tail_argument(p)
+    p.add_argument("--bit-depth", choices=["16", "24", "float"], default="24",
+                   help="sample format: 16- or 24-bit PCM, or 32-bit float, which keeps peaks above full "
+                        "scale (default 24; FLAC can't hold float)")
+    _add_tail_and_master_arguments(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("export", help="export aligned stems, MIDI and the mix for Ableton Live")
-    p.add_argument("project")
-    p.add_argument("out", help="output folder")
+    p = sub.add_parser("export", help="export aligned stems, MIDI and the mix for Ableton Live",
+                       description="Write one WAV per track, one MIDI file per MIDI track, Mix.wav and a "
+                                   "manifest into a folder; every WAV starts at the same time, so they line "
+                                   "up when dropped into a DAW at bar 1. Prints each file's true peak (dBFS) "
+                                   "and loudness (LUFS) and warns about files that went above full scale.")
+    p.add_argument("project", help="the project folder (NAME.seedproj)")
+    p.add_argument("out", help="output folder (created if needed)")
     p.add_argument("--tracks", help="comma-separated track names, ids or numbers (default: all)")
-    p.add_argument("--start", type=float, help="seconds (default 0)")
-    p.add_argument("--end", type=float, help="seconds (default: project end)")
-    p.add_argument("--float", action="store_true", help="32-bit float WAV instead of 24-bit PCM")
-    _add_tail_argument(p)
+    p.add_argument("--start", type=float, metavar="SECONDS", help="where the export starts, in seconds (default 0)")
+    p.add_argument("--end", type=float, metavar="SECONDS",
+                   help="where the export ends, in seconds (default: the end of the last clip)")
+    p.add_argument("--float", action="store_true",
+                   help="write 32-bit float WAVs instead of 24-bit PCM (keeps peaks above full scale)")
+    _add_tail_and_master_arguments(p)
     p.set_defaults(func=cmd_export)
 
     for name in PLUGIN_MODULES:

@@ -355,6 +355,21 @@ def write_midi(path: str | Path, parts: Iterable[MidiPart | Track | MidiClip], t
     return path
 
 
+def midi_parts_to_bytes(parts: Sequence[MidiPart], tempo_map: TempoMap | None = None, *, start_tick: int = 0,
+                        end_tick: int | None = None, name: str = "") -> bytes:
+    """Several parts as the bytes of one type-1 SMF (several clips on the clipboard).
+
+    Args:
+        parts: one SMF track each, their clips at timeline ticks.
+        tempo_map: the project's (120 BPM 4/4 when None), shifted so that ``start_tick``
+            is tick 0 of the file; the clips keep their distances from each other.
+        start_tick, end_tick: the range written (see :func:`write_midi`).
+        name: name of the tempo track.
+    """
+    tm = tempo_map or TempoMap()
+    return _to_bytes(_midi_file(list(parts), tm, start_tick=int(start_tick), end_tick=end_tick, name=name))
+
+
 def midi_clip_to_bytes(clip: MidiClip, tempo_map: TempoMap | None = None, *, name: str = "",
                        program: int = 0, is_drum: bool = False) -> bytes:
     """One clip as the bytes of a type-1 SMF (for the clipboard and drag-out to a DAW).

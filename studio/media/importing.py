@@ -20,6 +20,7 @@ from studio.model.edits import AddClip, AddMedia, AddTrack, SetTempoMap
 from studio.errors import AudioFileError, StudioError
 from studio.limits import MAX_PROJECT_SECONDS, describe_seconds, max_samples
 from studio.model.project import TRACK_COLOURS, AudioClip, Track
+from studio.model.timebase import PPQ, TempoChange, TempoMap, TimeSignature
 from studio.io.session import Session
 
 _WAV_HEADER_BYTES = 4096
@@ -136,31 +137,94 @@ def import_audio(session: Session, paths: Sequence[str | Path], *, start: int = 
     return tracks
 
 
-def import_midi(session: Session, path: str | Path, *, adopt_tempo: bool | None = None) -> list[Track]:
+def _shifted_to(tempo_map: TempoMap, tick: int) -> TempoMap:
+    """``tempo_map`` with every change after tick 0 moved ``tick`` ticks later (the first
+    tempo and meter hold from the project start up to there)."""
+    if tick <= 0:
+        return tempo_map
+    return TempoMap([tempo_map.tempos[0]] + [TempoChange(t.tick + tick, t.bpm) for t in tempo_map.tempos[1:]],
+                    [tempo_map.signatures[0]] + [TimeSignature(s.tick + tick, s.numerator, s.denominator)
+                                                 for s in tempo_map.signatures[1:]])
+
+
+def _describe_map(tm: TempoMap) -> str:
+    first, sig = tm.tempos[0], tm.signatures[0]
+    extra = len(tm.tempos) - 1 + len(tm.signatures) - 1
+    return (f"{first.bpm:g} BPM {sig.numerator}/{sig.denominator}"
+            + (f", {extra} later tempo/meter change(s)" if extra else ""))
+
+
+def import_midi(session: Session, path: str | Path, *, adopt_tempo: bool | None = None, start: int | None = None,
+                bar: int | None = None, notes: list[str] | None = None) -> list[Track]:
     """Import a Standard MIDI File: one MIDI track per part that holds notes.
 
     Ticks are rescaled to PPQ 960 exactly. ``adopt_tempo`` (default: only when the
-    project has no tracks yet) replaces the project's tempo map with the file's.
-    One undo step.
+    project has no tracks yet) replaces the project's tempo map with the file's. One
+    undo step.
+
+    Args:
+        start: where the file's tick 0 goes, timeline samples (None: the project start).
+        bar: where it goes as a 0-based bar index (bar 0 = "bar 1"); wins over ``start``.
+            The clips then start exactly on that bar line.
+        notes: a list that receives one plain-words line saying whether the project took
+            the file's tempo and meter or kept its own (the CLI prints it, the app shows it).
+
+    When the tempo is adopted and the file is placed later than the project start, the
+    file's first tempo and meter hold from the project start and its later changes move
+    with the clips. Without adoption the notes keep their beat positions, so they play
+    at the project's tempo.
 
     Raises:
-        MidiFileError: the file is malformed or holds no notes; the project is unchanged.
+        MidiFileError: the file is malformed, holds no notes, or would end past the 24 h
+            project limit; the project is unchanged.
+        StudioError: a negative ``start`` or ``bar``.
     """
     from studio.errors import MidiFileError
     from studio.io.midi_io import read_midi
+    from studio.limits import max_samples
 
     parts, tempo_map = read_midi(path)
     parts = [p for p in parts if p[1].notes]
     if not parts:
         raise MidiFileError(path, "holds no notes")
+    if (start is not None and int(start) < 0) or (bar is not None and int(bar) < 0):
+        raise StudioError(f"'{Path(path).name}': the import position is before the project start")
+    project = session.project
+    sr = project.sample_rate
     if adopt_tempo is None:
-        adopt_tempo = not session.project.tracks
-    tracks = []
-    with session.undo_stack.group(f"Import MIDI '{Path(path).name}'"):
+        adopt_tempo = not project.tracks
+    if adopt_tempo:
+        if bar is not None:
+            tick = int(bar) * tempo_map.signatures[0].ticks_per_bar
+        elif start:
+            tick = int(round(int(start) / sr * tempo_map.tempos[0].bpm * PPQ / 60.0))
+        else:
+            tick = 0
+        new_map = _shifted_to(tempo_map, tick)
+    else:
+        new_map = project.tempo_map
+        if bar is not None:
+            tick = new_map.bar_to_tick(int(bar))
+        else:
+            tick = new_map.sample_to_tick(int(start or 0), sr)
+    end = max(tick + p[1].end for p in parts)
+    if new_map.tick_to_sample(end, sr) > max_samples(sr):
+        raise MidiFileError(path, f"placed there would end past the {MAX_PROJECT_SECONDS // 3600} h project limit")
+    name = Path(path).name
+    if notes is not None:
         if adopt_tempo:
-            session.undo_stack.push(SetTempoMap(tempo_map))
-        for k, (name, clip, program, is_drum, _channel) in enumerate(parts):
-            track = Track(name=name or f"{Path(path).stem} {k + 1}", kind="midi", colour=_colour(session, 0),
+            notes.append(f"'{name}': the project had no tracks, so it takes the file's tempo and meter "
+                         f"({_describe_map(tempo_map)}); undo the import to get the old grid back")
+        elif tempo_map.tempos[0].bpm != new_map.bpm_at(tick) or len(tempo_map.tempos) > 1:
+            notes.append(f"'{name}': the project keeps its tempo ({new_map.bpm_at(tick):g} BPM); the file's "
+                         f"({_describe_map(tempo_map)}) is not used, so its notes play at the project's tempo")
+    tracks = []
+    with session.undo_stack.group(f"Import MIDI '{name}'"):
+        if adopt_tempo:
+            session.undo_stack.push(SetTempoMap(new_map))
+        for k, (pname, clip, program, is_drum, _channel) in enumerate(parts):
+            clip.start = int(tick)
+            track = Track(name=pname or f"{Path(path).stem} {k + 1}", kind="midi", colour=_colour(session, 0),
                           program=int(program), is_drum=bool(is_drum))
             session.undo_stack.push(AddTrack(track))
             session.undo_stack.push(AddClip(track.id, clip))
@@ -168,8 +232,16 @@ def import_midi(session: Session, path: str | Path, *, adopt_tempo: bool | None 
     return tracks
 
 
-def import_files(session: Session, paths: Sequence[str | Path], **kw) -> list[Track]:
+def import_files(session: Session, paths: Sequence[str | Path], *, start: int = 0, bar: int | None = None,
+                 notes: list[str] | None = None, **kw) -> list[Track]:
     """Import audio and MIDI files by suffix (audio first, as one step each kind).
+
+    Args:
+        start: timeline position of the new clips, samples.
+        bar: position as a 0-based bar index instead (wins over ``start``; audio goes to
+            that bar line's sample under the project's tempo map).
+        notes: receives plain-words notes (a MIDI file's tempo adopted or not).
+        kw: ``downmix`` and ``progress`` of :func:`import_audio`.
 
     Raises:
         StudioError: an unsupported suffix, or any error of :func:`import_audio` / :func:`import_midi`.
@@ -184,7 +256,14 @@ def import_files(session: Session, paths: Sequence[str | Path], **kw) -> list[Tr
         else:
             raise StudioError(f"'{p}': unsupported file type '{suf}' (audio: {sorted(AUDIO_SUFFIXES)}; "
                               f"MIDI: {sorted(MIDI_SUFFIXES)})")
-    out = import_audio(session, audio, **kw) if audio else []
+    if bar is not None:
+        if int(bar) < 0:
+            raise StudioError(f"bar {int(bar) + 1} is before the first bar")
+        tm = session.project.tempo_map
+        audio_start = tm.tick_to_sample(tm.bar_to_tick(int(bar)), session.project.sample_rate)
+    else:
+        audio_start = int(start)
+    out = import_audio(session, audio, start=audio_start, **kw) if audio else []
     for m in midi:
-        out += import_midi(session, m)
+        out += import_midi(session, m, start=int(start), bar=bar, notes=notes)
     return out
