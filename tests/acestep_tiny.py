@@ -47,6 +47,20 @@ def build_tokenizer() -> Any:
                                    model_max_length=4096)
 
 
+def build_tiny_vae(seed: int = 6) -> Any:
+    """The tiny pipeline's ``AutoencoderOobleck`` alone (48 kHz, hop 1920, 8 latent channels,
+    a few channels wide), initialised after ``torch.manual_seed(seed)``."""
+    import torch
+    from diffusers import AutoencoderOobleck
+
+    torch.manual_seed(seed)
+    return AutoencoderOobleck(
+        encoder_hidden_size=2 * LATENT_CHANNELS, downsampling_ratios=[2, 4, 4, 6, 10],
+        channel_multiples=[1, 1, 2, 2, 2], decoder_channels=4, decoder_input_channels=LATENT_CHANNELS,
+        audio_channels=2, sampling_rate=SAMPLE_RATE,
+    )
+
+
 def build_tiny_pipeline(seed: int = 0, *, turbo: bool = True, num_layers: int = 2) -> Any:
     """A random-weight ``AceStepPipeline`` (fp32, CPU), deterministic for a given ``seed``.
 
@@ -57,7 +71,7 @@ def build_tiny_pipeline(seed: int = 0, *, turbo: bool = True, num_layers: int = 
         num_layers: DiT layers.
     """
     import torch
-    from diffusers import AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers import FlowMatchEulerDiscreteScheduler
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
     from diffusers.pipelines.ace_step import (AceStepAudioTokenDetokenizer, AceStepAudioTokenizer,
                                               AceStepConditionEncoder, AceStepPipeline)
@@ -93,12 +107,7 @@ def build_tiny_pipeline(seed: int = 0, *, turbo: bool = True, num_layers: int = 
                                             **common)
     torch.manual_seed(seed + 5)
     audio_token_detokenizer = AceStepAudioTokenDetokenizer(**common)
-    torch.manual_seed(seed + 6)
-    vae = AutoencoderOobleck(
-        encoder_hidden_size=2 * LATENT_CHANNELS, downsampling_ratios=[2, 4, 4, 6, 10],
-        channel_multiples=[1, 1, 2, 2, 2], decoder_channels=4, decoder_input_channels=LATENT_CHANNELS,
-        audio_channels=2, sampling_rate=SAMPLE_RATE,
-    )
+    vae = build_tiny_vae(seed + 6)
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
     pipe = AceStepPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,

@@ -82,6 +82,10 @@ class StepUpdate:
 StepHook = Callable[[StepState], "StepUpdate | None"]
 """``hook(state) -> StepUpdate | None``, called at every step after the velocity is known."""
 
+StartHook = Callable[[torch.Tensor, float, Callable[[torch.Tensor, float], torch.Tensor]], torch.Tensor]
+"""``start_hook(x, t0, model) -> x``: called once before the first step with the starting
+latents, the first time and the differentiable ``model(x, t) -> velocity``."""
+
 
 # --------------------------------------------------------------------------- conditioning
 
@@ -288,7 +292,8 @@ def sample(pipe: Any, noise: torch.Tensor, cond: Conditioning, times: list[float
            guidance_interval: tuple[float, float] = (0.0, 1.0), x_init: torch.Tensor | None = None,
            repaint: RepaintPlan | None = None, hook: StepHook | None = None,
            on_step: Callable[[int, int], None] | None = None,
-           decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+           decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+           start_hook: StartHook | None = None) -> torch.Tensor:
     """Integrate the flow-matching ODE from ``times[0]`` to 0 with Euler steps.
 
     Args:
@@ -304,6 +309,8 @@ def sample(pipe: Any, noise: torch.Tensor, cond: Conditioning, times: list[float
         hook: :data:`StepHook` or None.
         on_step: ``on_step(done, total)`` after every step (progress; may raise to cancel).
         decode: the differentiable decoder handed to ``hook`` (``StepState.decode``).
+        start_hook: :data:`StartHook` or None: may replace the starting latents before the
+            first step (precise control guidance optimises them, DITTO).
 
     Returns:
         The final latents ``(batch, frames, channels)``.
@@ -349,6 +356,8 @@ def sample(pipe: Any, noise: torch.Tensor, cond: Conditioning, times: list[float
 
     x = (noise if x_init is None else x_init).to(device=device, dtype=dtype)
     count = len(scheduler.timesteps)
+    if start_hook is not None and count:
+        x = start_hook(x, float(scheduler.timesteps[0]), model_fn).to(dtype)
     with torch.no_grad():
         for i, t_sched in enumerate(scheduler.timesteps):
             t = float(t_sched)
