@@ -11,6 +11,17 @@ border blending while repainting (ACE-Step 1.5 PR #816), tiled VAE encode and de
 whose tiles shrink with ``spec.chunk_scale`` (:mod:`engines.generation.acestep.vae`), and
 a per-step hook (:attr:`AceStepEngine.step_hook`, for training-free control guidance).
 
+Time-varying controls (``spec.controls``: melody, dynamics, rhythm; issue 14) steer
+generate, extend, inpaint, restyle and add_stem without training: the sampler's step hook
+runs :class:`engines.generation.guidance.ControlGuide` (DITTO-style guidance through the VAE
+decoder, :mod:`engines.generation.acestep.guide`) on the steps the ``control_*`` parameters
+choose, only inside each control's time range (plus the decoder's margin) and only where the
+job generates. Every take's adherence to every control (melody accuracy, dynamics Pearson r,
+beat F1 at +-70 ms, over the control's range) and its loss go into
+``provenance.extra["adherence"]`` and ``["control_loss"]``; with ``compare_unguided`` the
+same job runs first without the controls at the same seeds (``["adherence_unguided"]``,
+``["control_loss_unguided"]``); ``["control_guidance"]`` says what the guidance did.
+
 Everything runs at the model's 48 kHz; inputs are resampled to it and outputs back to
 ``spec.sample_rate`` with soxr, then cut to the exact frame count the task asks for.
 Outputs follow :class:`engines.base.MusicSpec`: ``take{v}`` (inpaint with several regions:
@@ -83,6 +94,12 @@ class _Render:
         cover_strength: restyle's cover/text2music velocity blend.
         duration_s: the metadata duration in seconds; None = the timeline's.
         info: facts for provenance (``sample_rate``: the output rate in Hz, always set).
+        timeline_start: where latent frame 0 lies, in frames at the output rate from the
+            first frame of the job's audio (generate: its start; extend: the context's start,
+            negative before a clip).
+        controls: time-varying control targets (:func:`engines.generation.guidance.parse_controls`).
+        guide: the guidance configuration, or None (no controls).
+        guided: whether this render applies the controls (off for the unguided comparison).
     """
 
     task_type: str
@@ -95,6 +112,10 @@ class _Render:
     cover_strength: float = 1.0
     duration_s: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    timeline_start: int = 0
+    controls: list[Any] = field(default_factory=list)
+    guide: Any = None
+    guided: bool = True
 
 
 class _AceStepBase(EngineBase):
@@ -258,14 +279,30 @@ class _AceStepBase(EngineBase):
                 inject_steps=int(round(float(params["keep_context"]) * len(times))),
                 crossfade_frames=int(params["latent_crossfade_frames"]))
         progress(0.12, "generating")
+        from engines.generation.acestep import guide as binding
+
+        control = None
+        if job.controls and job.guide is not None and job.guided:
+            control = binding.build_guide(
+                job.controls, job.guide, pipe.vae, frames=frames, fps=fps,
+                timeline_start_s=job.timeline_start / float(job.info["sample_rate"]),
+                windows=job.windows, chunk_scale=spec.chunk_scale, check=cancel.raise_if_cancelled)
+            for kind in control.skipped:
+                progress.log(f"the {kind} control lies outside what this job generates; it is only measured")
         if times:
-            latents = sampler.sample(
-                pipe, noise, cond, times, guidance_scale=sampling["guidance_scale"],
-                guidance_interval=sampling["guidance_interval"], x_init=x_init, repaint=repaint, hook=self.step_hook,
-                on_step=ticker(0.12, 0.85, "step"),
-                decode=lambda z: pipe.vae.decoder(z.transpose(1, 2).to(pipe.vae.dtype)))
+            hook = binding.chain(binding.step_hook(control) if control is not None and control.active else None,
+                                 self.step_hook)
+            precise = control is not None and control.active and job.guide.precise
+            with binding.frozen(pipe.vae, pipe.transformer if precise else None):
+                latents = sampler.sample(
+                    pipe, noise, cond, times, guidance_scale=sampling["guidance_scale"],
+                    guidance_interval=sampling["guidance_interval"], x_init=x_init, repaint=repaint, hook=hook,
+                    on_step=ticker(0.12, 0.85, "step"), decode=binding.checkpointed_decoder(pipe.vae),
+                    start_hook=binding.start_hook(control) if precise else None)
         else:
             latents = x_init if x_init is not None else noise
+        if control is not None:
+            job.info["control_guidance"] = control.summary()
         cancel.raise_if_cancelled()
         tiles = vae.tiling(float(params["decode_tile_seconds"]), spec.chunk_scale, fps)
         job.info["decode_tile_frames"] = tiles.tile
@@ -320,6 +357,9 @@ class _AceStepBase(EngineBase):
         import torch
 
         prov = self.provenance(spec)
+        guided = job.info.get("control_guidance") or {}
+        acted = bool(guided.get("guided_steps") or guided.get("precise_loss"))
+        applied = list(guided.get("controls", [])) if acted else []
         prov.model_id = loaded.model_id
         prov.revision = loaded.revision
         prov.licence = loaded.licence or "MIT"
@@ -342,8 +382,8 @@ class _AceStepBase(EngineBase):
             "model_rate": manifest.MODEL_RATE,
             "chunk_scale": spec.chunk_scale,
             **job.info,
-            "controls_applied": [],  # training-free control guidance (issue 14) plugs in at step_hook
-            "controls_ignored": sorted(getattr(spec, "controls", {}) or {}),
+            "controls_applied": sorted(applied),
+            "controls_ignored": sorted(set(getattr(spec, "controls", {}) or {}) - set(applied)),
             "library": f"diffusers {diffusers.__version__}, torch {torch.__version__}",
             "sampler": "engines.generation.acestep.sampler (AceStepPipeline modules; repaint: ACE-Step 1.5 PR #816)",
         })
@@ -413,8 +453,6 @@ class AceStepEngine(_AceStepBase):
         default = manifest.BASE_MODEL if spec.task == base.ADD_STEM else self.default_model
         loaded = self._model(spec, default)
         t_load = time.monotonic()
-        if getattr(spec, "controls", None):
-            progress.log("time-varying controls are not applied by this engine yet; generating without them")
         if spec.task in (base.ADD_STEM,) and loaded.turbo:
             progress.log("add-stem (lego/complete) is trained on the base model; a turbo model may do it poorly")
         planner = {base.GENERATE: self._plan_generate, base.EXTEND: self._plan_extend, base.INPAINT: self._plan_inpaint,
@@ -424,15 +462,82 @@ class AceStepEngine(_AceStepBase):
             raise InvalidJob(f"this job needs {job.frames / 25:.0f} s of audio in the model; ACE-Step handles 10 minutes",
                              "use a shorter region or less context")
         meta = self._meta(spec)
-        decoded = self._render_groups(loaded, job, spec, params, seeds, meta, progress.sub(0.02, 0.95), cancel)
+        sr = int(job.info["sample_rate"])
+        self._plan_controls(spec, params, job)
+        measured: dict[str, Any] = {}
+        if job.controls and bool(params["compare_unguided"]):
+            # the same job without the controls first (finish() then leaves the guided take's facts)
+            job.guided = False
+            plain = self._render_groups(loaded, job, spec, params, seeds, meta, progress.sub(0.02, 0.48), cancel)
+            outs, dat = finish(plain)
+            measured["adherence_unguided"], measured["control_loss_unguided"] = self._adherence(job, outs, dat, sr)
+            job.guided = True
+            decoded = self._render_groups(loaded, job, spec, params, seeds, meta, progress.sub(0.48, 0.95), cancel)
+        else:
+            decoded = self._render_groups(loaded, job, spec, params, seeds, meta, progress.sub(0.02, 0.95), cancel)
         progress(0.95, "finishing")
         outputs, data = finish(decoded)
+        if job.controls:
+            measured["adherence"], measured["control_loss"] = self._adherence(job, outputs, data, sr)
         cancel.raise_if_cancelled()
-        sr = int(job.info["sample_rate"])
         result = JobResult(outputs=self._emit(spec, outputs, sr), sample_rate=sr, data=data)
         result.provenance = self._provenance(spec, loaded, params, seeds, meta, job, t0, t_load)
+        result.provenance.extra.update(measured)
         progress(1.0, "done")
         return result
+
+    # ------------------------------------------------------------------ controls (issue 14)
+
+    def _plan_controls(self, spec: JobSpec, params: dict[str, Any], job: _Render) -> None:
+        """``spec.controls`` -> ``job.controls`` (in job seconds) and ``job.guide``.
+
+        Raises:
+            InvalidJob: malformed controls or guidance parameters.
+        """
+        from engines.generation import guidance
+        from engines.generation.acestep.guide import config_from_params
+
+        raw = getattr(spec, "controls", None) or {}
+        if not raw:
+            return
+
+        def load(path: str) -> tuple[np.ndarray, int]:
+            return base.load_audio(path, None)
+
+        job.controls = guidance.parse_controls(raw, int(job.info["sample_rate"]), load_audio=load)
+        job.guide = config_from_params(params)
+
+    def _adherence(self, job: _Render, outputs: dict[str, np.ndarray], data: dict[str, Any],
+                   sr: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Adherence and loss of every take to every control, over the control's range
+        (:func:`engines.generation.guidance.adherence`, :func:`~engines.generation.guidance.control_loss`).
+
+        Returns:
+            ``({kind: {"metric", "value" (mean over the takes that meet the range, or None),
+            "takes": {name: value}, "frames": {name: n}, "range": [start, end] (frames at the
+            output rate from the job's first frame), "strength"}}, {kind: {name: loss}})``.
+        """
+        from engines.generation import guidance
+
+        adh: dict[str, Any] = {}
+        losses: dict[str, Any] = {}
+        rhythm_loss = job.guide.rhythm_loss if job.guide is not None else "mse"
+        for c in job.controls:
+            takes, frames, loss = {}, {}, {}
+            metric = None
+            for name, audio in outputs.items():
+                offset_s = float(data["placements"][name]["offset"]) / sr
+                a = guidance.adherence(audio, sr, c, offset_s)
+                metric = a["metric"]
+                takes[name] = None if a["value"] is None else round(a["value"], 4)
+                frames[name] = a["frames"]
+                value = guidance.control_loss(audio, sr, c, offset_s, rhythm_loss=rhythm_loss)
+                loss[name] = None if value is None else round(value, 6)
+            vals = [v for v in takes.values() if v is not None]
+            adh[c.kind] = {"metric": metric, "value": round(float(np.mean(vals)), 4) if vals else None,
+                           "takes": takes, "frames": frames, "range": list(c.range_samples), "strength": c.strength}
+            losses[c.kind] = loss
+        return adh, losses
 
     # ------------------------------------------------------------------ task plans
 
@@ -489,6 +594,7 @@ class AceStepEngine(_AceStepBase):
         rate = manifest.MODEL_RATE
         if direction == "after":
             src = audio[:, total - ctx:]
+            start = total - ctx
             src48 = resample(src, sr, rate)
             seam48 = ctx * rate / sr
             frames = _timeline_frames(ctx + n, sr, hop)
@@ -497,12 +603,13 @@ class AceStepEngine(_AceStepBase):
             src = audio[:, :ctx]
             step = rate_step(sr, rate)
             n_gen = int(math.ceil(n / step) * step)  # new span with a whole number of 48 kHz frames
+            start = -n_gen
             lead48 = n_gen * rate // sr
             src48 = np.concatenate([np.zeros((channels, lead48), np.float32), resample(src, sr, rate)], axis=1)
             frames = _frames_for(src48.shape[1], hop)
             windows = [(0, int(math.ceil(lead48 / hop)))]
         job = _Render("repaint", frames, src=self._timeline(src48, frames, hop), windows=windows,
-                      instruction=loaded.pipe._get_task_instruction("repaint"), inject=True)
+                      instruction=loaded.pipe._get_task_instruction("repaint"), inject=True, timeline_start=start)
         job.info.update({"sample_rate": sr, "direction": direction, "context_frames": ctx, "frames": n, "latent_windows": windows})
         match = bool(params["match_loudness"])
         ref = src[:, -int(CONTEXT_LOUDNESS_S * sr):] if direction == "after" else src[:, :int(CONTEXT_LOUDNESS_S * sr)]

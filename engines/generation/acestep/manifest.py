@@ -94,6 +94,41 @@ _ACESTEP_PARAMS: dict[str, Any] = {
     },
 }
 
+_CONTROLS: dict[str, Any] = {
+    "control_from": {"type": "number", "default": 0.25, "minimum": 0.0, "maximum": 1.0, "title": "Controls steer from",
+                     "description": "Melody, dynamics and rhythm controls: the point of the generation (0 = the "
+                                    "first step, 1 = the end) from which they steer the music. The middle of the "
+                                    "generation is where steering works best."},
+    "control_until": {"type": "number", "default": 0.75, "minimum": 0.0, "maximum": 1.0,
+                      "title": "Controls steer until",
+                      "description": "Controls: the point of the generation after which they stop steering."},
+    "control_every": {"type": "integer", "default": 2, "minimum": 1, "maximum": 50, "title": "Steer every N steps",
+                      "description": "Controls: steer on every N-th step between those points (1 = every step: "
+                                     "follows the controls more closely, slower)."},
+    "control_nudges": {"type": "integer", "default": 2, "minimum": 0, "maximum": 10, "title": "Nudges per step",
+                       "description": "Controls: how many small corrections each steering step makes (each one "
+                                      "decodes the controlled part of the audio once; 0 = measure only)."},
+    "control_step_size": {"type": "number", "default": 0.3, "minimum": 0.0, "maximum": 2.0,
+                          "title": "Nudge size",
+                          "description": "Controls: how far one correction moves the music. Each control's own "
+                                         "strength scales it."},
+    "control_precise": {"type": "boolean", "default": False, "title": "Precise controls (slower)",
+                        "description": "Controls: also reshape the starting noise to fit the controls before "
+                                       "generating (DITTO). Follows the controls more closely; each refinement "
+                                       "costs about three generation steps."},
+    "control_precise_steps": {"type": "integer", "default": 4, "minimum": 1, "maximum": 50,
+                              "title": "Precise refinements",
+                              "description": "Precise controls: how many times the starting noise is refined."},
+    "control_rhythm_loss": {"type": "string", "default": "mse", "enum": ["mse", "bce"], "title": "Rhythm match",
+                            "description": "How the rhythm control compares onsets: mse (squared error of the "
+                                           "onset curve) or bce (cross-entropy: harder on missing onsets)."},
+    "compare_unguided": {"type": "boolean", "default": False, "title": "Compare with an unguided take",
+                         "description": "With controls: also generate each take without them (same seed) and "
+                                        "report how closely both follow the controls. Takes twice as long."},
+}
+
+_ACESTEP_PARAMS["properties"].update(_CONTROLS)
+
 _EXTRACT_PARAMS: dict[str, Any] = {"type": "object", "properties": dict(_SAMPLING)}
 
 ACESTEP = EngineEntry(
