@@ -223,7 +223,7 @@ def test_checkpointed_decoder_and_tiled_gradient_are_exact(shared):
         (out * w).sum().backward()
         zp = z.clone().requires_grad_(True)
         (vae.decoder(zp.transpose(1, 2)) * w).sum().backward()
-        assert torch.allclose(zz.grad, zp.grad, rtol=1e-4, atol=1e-7)
+        assert float((zz.grad - zp.grad).abs().max()) < 1e-5 * float(zp.grad.abs().max())
         assert all(p.requires_grad is False for p in vae.parameters())
     assert all(p.requires_grad for p in vae.parameters())  # restored
 
