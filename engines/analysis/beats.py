@@ -24,6 +24,7 @@ All positions in results are integer samples at the input's sample rate.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,7 +233,8 @@ def estimate_meter(bar_feature: np.ndarray, meters: tuple[int, ...] = (4, 3)) ->
 
 
 def track_beats_dsp(audio: np.ndarray, sample_rate: int, *, min_bpm: float = 70.0, max_bpm: float = 180.0,
-                    tightness: float = 100.0, meters: tuple[int, ...] = (4, 3)) -> BeatGrid:
+                    tightness: float = 100.0, meters: tuple[int, ...] = (4, 3),
+                    tempo: float | None = None) -> BeatGrid:
     """Track tempo, beats and downbeats with DSP only (no model files).
 
     Args:
@@ -241,6 +243,8 @@ def track_beats_dsp(audio: np.ndarray, sample_rate: int, *, min_bpm: float = 70.
         min_bpm, max_bpm: tempo search range in BPM.
         tightness: how strictly beats follow the tempo (``librosa.beat.beat_track``).
         meters: candidate beats per bar, preferred first.
+        tempo: the tempo to track at, BPM (e.g. :func:`engines.analysis.tempo.estimate_tempo`'s);
+            None = the onset-autocorrelation peak in ``[min_bpm, max_bpm]`` (step 1).
 
     Returns:
         :class:`BeatGrid` with ``method="dsp"``; positions in samples at ``sample_rate``.
@@ -260,7 +264,12 @@ def track_beats_dsp(audio: np.ndarray, sample_rate: int, *, min_bpm: float = 70.
         raise ValueError(f"audio is too short to track beats ({y.size / ANALYSIS_RATE:.2f} s; needs 2 s)")
     frame_rate = ANALYSIS_RATE / _HOP
     env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=_HOP)
-    bpm, candidates = _tempo_from_acf(env, frame_rate, min_bpm, max_bpm)
+    if tempo is not None:
+        if not (math.isfinite(float(tempo)) and float(tempo) > 0):
+            raise ValueError(f"tempo must be a positive number of BPM, got {tempo}")
+        bpm, candidates = float(tempo), [(round(float(tempo), 2), 1.0)]
+    else:
+        bpm, candidates = _tempo_from_acf(env, frame_rate, min_bpm, max_bpm)
     _, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_RATE, hop_length=_HOP, bpm=bpm,
                                        tightness=tightness, trim=False)
     beats = np.asarray(beats, dtype=np.int64)

@@ -2,7 +2,9 @@
 
 * :class:`BasicPitchEngine` (``basic-pitch``, task ``transcribe``): polyphonic audio-to-MIDI.
 * :class:`MusicAnalysisEngine` (``music-analysis``, task ``analyze``): tempo, beats,
-  downbeats, time signature and key; Beat This! when its model is installed, else DSP.
+  downbeats, time signature and key; Beat This! when its model is installed, else the DSP
+  tracker at the tempo of an estimator ensemble with a confidence value
+  (:mod:`engines.analysis.tempo`).
 * :class:`MelodyEngine` (``fcpe-melody``, tasks ``analyze`` and ``transcribe``): F0 curve
   or monophonic notes with FCPE.
 
@@ -123,7 +125,8 @@ class MusicAnalysisEngine(EngineBase):
             None = load ``beat-this-final0`` through the model manager when needed.
 
     Data keys: ``bpm``, ``beat_count``, ``time_signature`` ([num, den]; also as ``numerator``
-    and ``denominator``), ``beats``
+    and ``denominator``), ``tempo_confidence`` (0..1, the DSP path's tempo ensemble,
+    :mod:`engines.analysis.tempo`; also in ``beats.extra`` with every estimator's tempo), ``beats``
     (:meth:`BeatGrid.to_dict` with positions relative to the output start), ``key``
     (``KeyEstimate.to_dict()``), ``beat_tracker`` ("beat_this" or "dsp").
     ``spec.features`` may restrict to ``["beats"]`` or ``["key"]``.
@@ -193,7 +196,20 @@ class MusicAnalysisEngine(EngineBase):
 
                     grid = BeatThisTracker(self._beat_model, self.device or "cpu").track(audio, sr)
                 else:
-                    grid = track_beats_dsp(audio, sr, min_bpm=params["min_bpm"], max_bpm=params["max_bpm"])
+                    tempo = None
+                    if params["tempo_estimator"] == "ensemble":
+                        from engines.analysis.tempo import estimate_tempo
+
+                        progress(0.05, "estimating the tempo")
+                        est = estimate_tempo(audio, sr, min_bpm=params["min_bpm"], max_bpm=params["max_bpm"])
+                        tempo = est.bpm
+                        cancel.raise_if_cancelled()
+                    progress(0.3, "tracking beats")
+                    grid = track_beats_dsp(audio, sr, min_bpm=params["min_bpm"], max_bpm=params["max_bpm"],
+                                           tempo=tempo)
+                    if tempo is not None:
+                        grid.extra.update({"tempo_confidence": est.confidence, "tempo_estimates": est.to_dict()})
+                        data["tempo_confidence"] = est.confidence
                     extra["fallback"] = "dsp"
             except ValueError as exc:
                 raise InvalidJob(str(exc)) from exc

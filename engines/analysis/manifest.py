@@ -41,6 +41,11 @@ ANALYSIS_PARAMS: dict[str, Any] = {
         "beat_tracker": {"type": "string", "enum": ["auto", "beat_this", "dsp"], "default": "auto",
                          "title": "Beat tracker",
                          "description": "auto = Beat This! when its model is installed, else the offline DSP tracker."},
+        "tempo_estimator": {"type": "string", "enum": ["ensemble", "acf"], "default": "ensemble",
+                            "title": "Tempo estimator (DSP tracker)",
+                            "description": "ensemble = the tempo most of several estimators agree on (onset "
+                                           "autocorrelation, Percival, multi-feature), with a confidence value; "
+                                           "acf = the onset autocorrelation alone (the earlier estimator)."},
         "min_bpm": {"type": "number", "default": 70.0, "exclusiveMinimum": 0, "title": "Lowest tempo (BPM)",
                     "description": "DSP tracker: lowest tempo considered."},
         "max_bpm": {"type": "number", "default": 180.0, "exclusiveMinimum": 0, "title": "Highest tempo (BPM)",
