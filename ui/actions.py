@@ -13,10 +13,11 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("new", "File", "&New Project…", "Ctrl+N", "Create a new project bundle"),
     ("open", "File", "&Open Project…", "Ctrl+O", "Open a .seedproj bundle"),
     ("save", "File", "&Save", "Ctrl+S", "Save the project"),
+    ("save_as", "File", "Save &As…", "Ctrl+Alt+S", "Save the project as a new project folder and go on there"),
     ("import_files", "File", "&Import Audio/MIDI…", "Ctrl+I", "Import audio or MIDI files as new tracks"),
     ("export_ableton", "File", "Export Stems for &Ableton…", "Ctrl+Shift+E",
-     "Write aligned stems, MIDI and a tempo note for Ableton Live"),
-    ("export_mix", "File", "Export &Mix…", "Ctrl+E", "Render the mix to a WAV file"),
+     "Write aligned stems, MIDI and the mix for Ableton Live (options, progress, cancel)"),
+    ("export_mix", "File", "Export &Mix…", "Ctrl+E", "Render the mix to an audio file (options, progress, cancel)"),
     ("clean_media", "File", "Clean &Up Unused Media…", "",
      "Remove media files that the project, its autosaves and its undo history no longer use"),
     ("preferences", "File", "&Preferences…", "Ctrl+,", "Audio device, models folder, GPU"),
@@ -35,6 +36,7 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("zoom_fit", "View", "Zoom to &Fit", "Ctrl+0", "Show the whole song"),
     ("taller", "View", "&Taller Tracks", "Ctrl+Up", "Taller tracks"),
     ("shorter", "View", "&Shorter Tracks", "Ctrl+Down", "Shorter tracks"),
+    ("mixer", "View", "Mi&xer", "Ctrl+Alt+M", "Show or hide the mixer: faders, pan, mute/solo and meters"),
     ("models", "View", "&Models…", "", "Installed and downloadable models, with licences"),
     ("add_audio_track", "Track", "Add &Audio Track", "Ctrl+Shift+T", "Add an empty audio track"),
     ("add_midi_track", "Track", "Add &MIDI Track", "Ctrl+Shift+M", "Add an empty MIDI track"),
@@ -62,18 +64,19 @@ ACTIONS: list[tuple[str, str, str, str, str]] = [
     ("play", "Transport", "&Play/Stop", "Space", "Start or stop playback"),
     ("loop", "Transport", "&Loop", "L", "Loop the loop range"),
     ("to_start", "Transport", "Go to &Start", "Home", "Move the playhead to the start"),
+    ("metronome", "Transport", "&Metronome", "C", "Click on every beat while playing (not in exports)"),
     ("tempo", "Transport", "&Tempo and Meter…", "", "Set the tempo (BPM) and meter, for the song or from a bar on"),
     ("about", "Help", "&About Seed Studio", "", "About"),
 ]
 
 MENUS = ["File", "Edit", "View", "Track", "Engines", "Takes", "Transport", "Help"]
-CHECKABLE = {"snap", "loop"}
-TOOLBAR = ["new", "open", "save", None, "undo", "redo", None, "play", "loop", "to_start", None,
-           "zoom_in", "zoom_out", "zoom_fit", "snap", None, "generate", "separate", "transcribe", "analyze"]
+CHECKABLE = {"snap", "loop", "metronome", "mixer"}
+TOOLBAR = ["new", "open", "save", None, "undo", "redo", None, "play", "loop", "metronome", "to_start", None,
+           "zoom_in", "zoom_out", "zoom_fit", "snap", "mixer", None, "generate", "separate", "transcribe", "analyze"]
 
 
 TOOLBAR_TEXT = {"undo": "Undo", "redo": "Redo", "new": "New", "open": "Open", "save": "Save", "play": "▶ Play", "loop": "⟳ Loop",
-                "to_start": "|◀", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
+                "to_start": "|◀", "metronome": "Click", "mixer": "Mixer", "zoom_in": "+", "zoom_out": "−", "zoom_fit": "Fit", "snap": "Snap",
                 "generate": "Generate", "separate": "Separate", "transcribe": "Transcribe", "analyze": "Analyze"}
 
 

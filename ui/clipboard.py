@@ -1,9 +1,12 @@
 """Clips on the clipboard and drag-out to other applications; paste of MIDI into the project.
 
-* A MIDI clip goes out as a Standard MIDI File: the bytes under the MIME type
-  ``audio/midi`` (and ``audio/x-midi``), plus a file URL to a temp ``.mid``, so that it
-  pastes or drops into a DAW (Ableton Live, Logic, Reaper) or a file manager. The SMF
-  comes from :func:`studio.io.midi_io.midi_clip_to_bytes`.
+* MIDI clips go out as ONE Standard MIDI File: the bytes under the MIME type
+  ``audio/midi`` (and ``audio/x-midi``), plus a file URL to a temp ``.mid`` with the
+  same bytes, so that they paste or drop into a DAW (Ableton Live, Logic, Reaper) or a
+  file manager. Tick 0 of the file is the start of the earliest copied MIDI clip; each
+  track the clips come from is one SMF track (its name, GM program, channel 10 for
+  drums), and every clip keeps its distance from the others, to the tick
+  (:func:`studio.io.midi_io.midi_parts_to_bytes`).
 * An audio clip goes out as a file URL to a temp 24-bit ``.wav`` of what the clip plays
   (media window, clip gain and linear fades), written by :func:`studio.io.audio_io.write_audio`.
 * Inside the app, clips also travel as JSON (``application/x-seed-studio-clips``) so that
@@ -11,11 +14,20 @@
 
 Paste reads, in order: our own JSON, then ``audio/midi`` bytes, then a ``.mid`` file URL
 (:func:`studio.io.midi_io.read_midi`); every paste is one undo step.
+
+Temp files live in one folder per app process (``seed-studio-clip-<pid>-*`` in the system
+temp folder): :func:`remove_temp_files` deletes it when the app quits (also at
+interpreter exit), and the first copy of a session removes the folders that crashed
+sessions left behind.
 """
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +40,72 @@ MIDI_MIME = "audio/midi"
 MIDI_MIME_ALT = "audio/x-midi"
 CLIPS_MIME = "application/x-seed-studio-clips"
 
+TEMP_PREFIX = "seed-studio-clip-"
+STALE_S = 24 * 3600
+"""A temp folder of unknown owner older than this (seconds) is removed."""
+
 _TEMP_DIR: Path | None = None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def sweep_stale_temp_dirs(root: str | Path | None = None) -> int:
+    """Remove the clipboard temp folders of app processes that are gone (a crash leaves
+    them) and those of unknown owner older than :data:`STALE_S`. Returns how many went.
+    Never raises."""
+    root = Path(root or tempfile.gettempdir())
+    n = 0
+    try:
+        entries = list(root.glob(TEMP_PREFIX + "*"))
+    except OSError:
+        return 0
+    for d in entries:
+        if _TEMP_DIR is not None and d == _TEMP_DIR:
+            continue
+        try:
+            if d.is_symlink() or not d.is_dir() or d.stat().st_uid != os.getuid():
+                continue
+            rest = d.name[len(TEMP_PREFIX):]
+            pid = int(rest.split("-", 1)[0]) if rest.split("-", 1)[0].isdigit() and "-" in rest else None
+            if pid is not None:
+                if pid == os.getpid() or _pid_alive(pid):
+                    continue
+            elif time.time() - d.stat().st_mtime < STALE_S:
+                continue
+            shutil.rmtree(d, ignore_errors=True)
+            n += 1
+        except OSError:
+            continue
+    return n
+
+
 def temp_dir() -> Path:
-    """A per-process temp folder for clipboard and drag-out files."""
+    """This process's temp folder for clipboard and drag-out files (made on first use,
+    after sweeping stale ones; removed by :func:`remove_temp_files`)."""
     global _TEMP_DIR
     if _TEMP_DIR is None or not _TEMP_DIR.is_dir():
-        _TEMP_DIR = Path(tempfile.mkdtemp(prefix="seed-studio-clip-"))
+        sweep_stale_temp_dirs()
+        _TEMP_DIR = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
     return _TEMP_DIR
+
+
+def remove_temp_files() -> None:
+    """Delete this process's clipboard temp folder (when the app quits). Never raises."""
+    global _TEMP_DIR
+    d, _TEMP_DIR = _TEMP_DIR, None
+    if d is not None:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(remove_temp_files)
 
 
 def _safe_name(name: str, fallback: str) -> str:
@@ -58,6 +127,27 @@ def write_midi_temp(doc, track: Track, clip: MidiClip) -> Path:
     path = temp_dir() / f"{_safe_name(clip.name or track.name, 'clip')}-{clip.id[:6]}.mid"
     path.write_bytes(data)
     return path
+
+
+def midi_clips_bytes(doc, clips: list[tuple[Track, MidiClip]]) -> bytes:
+    """Several MIDI clips as one type-1 SMF: one SMF track per project track (in track
+    order), tick 0 = the earliest clip's start, every clip at its distance from it."""
+    from studio.io.midi_io import MidiPart, midi_parts_to_bytes
+
+    proj = doc.project
+    order = {t.id: i for i, t in enumerate(proj.tracks)}
+    by_track: dict[str, tuple[Track, list[MidiClip]]] = {}
+    for t, c in clips:
+        by_track.setdefault(t.id, (t, []))[1].append(c)
+    parts = []
+    for tid in sorted(by_track, key=lambda k: order.get(k, len(order))):
+        t, cs = by_track[tid]
+        cs = sorted(cs, key=lambda c: c.start)
+        name = cs[0].name if len(cs) == 1 and cs[0].name else t.name
+        parts.append(MidiPart(name, cs, t.program, t.is_drum))
+    base = min(c.start for _, c in clips)
+    end = max(c.end for _, c in clips)
+    return midi_parts_to_bytes(parts, proj.tempo_map, start_tick=base, end_tick=end, name=proj.name)
 
 
 def write_audio_temp(doc, clip: AudioClip) -> Path:
@@ -107,13 +197,19 @@ def clips_mime(doc, clips: list[tuple[Track, object]], *, with_files: bool = Tru
         return mime
     urls = []
     midi = [(t, c) for t, c in clips if isinstance(c, MidiClip)]
-    if midi:
+    if len(midi) == 1:
         t, c = midi[0]
         data = midi_bytes(doc, t, c)
         mime.setData(MIDI_MIME, data)
         mime.setData(MIDI_MIME_ALT, data)
-        for t, c in midi:
-            urls.append(QUrl.fromLocalFile(str(write_midi_temp(doc, t, c))))
+        urls.append(QUrl.fromLocalFile(str(write_midi_temp(doc, t, c))))
+    elif midi:
+        data = midi_clips_bytes(doc, midi)
+        mime.setData(MIDI_MIME, data)
+        mime.setData(MIDI_MIME_ALT, data)
+        path = temp_dir() / f"{_safe_name(proj.name, 'clips')}-{len(midi)}-clips-{new_id()[:6]}.mid"
+        path.write_bytes(data)
+        urls.append(QUrl.fromLocalFile(str(path)))
     for t, c in clips:
         if isinstance(c, AudioClip):
             urls.append(QUrl.fromLocalFile(str(write_audio_temp(doc, c))))

@@ -131,3 +131,77 @@ def build_synthetic_project(bundle: str | Path, *, tracks: int = 32, seconds: fl
             s.undo_stack.push(edits.AddClip(t.id, AudioClip(item.id, 0, 0, item.frames, name=f"Take {k + 1}")))
     s.save()
     return s
+
+
+def mixing_screenshots(project: str | Path, out_dir: str | Path, *, size: tuple[int, int] = (1600, 1000),
+                       seconds: float = 12.0) -> list[Path]:
+    """PNGs of the mixer view (after ``seconds`` of playback into a silent device, so the
+    meters and held peaks show real levels) and of the Export dialog, for the README:
+    ``mixer.png`` and ``export_dialog.png`` in ``out_dir``. Works offscreen.
+
+    Returns the written paths. Raises ProjectError for a bad project, OSError when a PNG
+    can't be written.
+    """
+    import time
+
+    from PyQt6.QtWidgets import QApplication
+
+    from ui.app import make_window
+    from ui.playback import PlaybackController
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    win = make_window(project, ask=False, size=size, readonly=True)
+    win.show()
+    proj = win.doc.project
+    target = int(seconds * proj.sample_rate)
+
+    class Sink:  # a device that takes audio as fast as it comes, and stops after `seconds`
+        written = 0
+
+        def write(self, a):
+            Sink.written += a.shape[1]
+            if Sink.written >= target:
+                win.playback._stop.set()
+
+        def close(self):
+            pass
+
+    win.playback = PlaybackController(win, sink_factory=lambda sr: Sink())
+    win.playback.set_document(win.doc)
+    win._connect_playback(win.playback)
+    win.actions_by_name["mixer"].setChecked(True)
+    win.on_mixer()
+    win.timeline.zoom_to_fit()
+    win.on_play()
+    deadline = time.monotonic() + 120
+    while win.playback.is_playing and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    win.playback.stop()
+    win.timeline.set_playhead(target)
+    win._update_meters()
+    win.canvas.peaks_loader.wait_idle(20.0)
+    win.canvas.tile_budget_s = None
+    win.canvas.repaint()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        QApplication.processEvents()
+    paths = []
+    mixer = out_dir / "mixer.png"
+    if not win.grab().save(str(mixer), "PNG"):
+        raise OSError(f"'{mixer}': can't write the PNG")
+    paths.append(mixer)
+    dlg = win.open_export_dialog("stems")
+    dlg.show()
+    dlg.adjustSize()
+    QApplication.processEvents()
+    export = out_dir / "export_dialog.png"
+    if not dlg.grab().save(str(export), "PNG"):
+        raise OSError(f"'{export}': can't write the PNG")
+    paths.append(export)
+    dlg.close()
+    win.doc.close()
+    win.hide()
+    win.deleteLater()
+    return paths

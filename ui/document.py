@@ -103,6 +103,15 @@ class Document(QObject):
         self._emit_dirty()
         return path
 
+    def save_as(self, path: str | Path) -> Path:
+        """Save as a new bundle at ``path`` and go on working there (the undo history comes
+        along; the old bundle stays as last saved and its lock is released). Returns the
+        new bundle. Raises ProjectError, ProjectLocked, DiskFull (nothing changed then)."""
+        self.session = self.session.save_as(path)
+        self._emit_dirty()
+        self.changed.emit()
+        return self.session.bundle
+
     def autosave(self):
         """Autosave when dirty; returns the autosave path or None. Never raises: a failure
         (a full disk...) is kept in :attr:`autosave_error` for the window to show."""

@@ -1,5 +1,6 @@
 """The jobs panel: one row per engine job with progress, stage, ETA, cancel, and errors
-in plain words (the error's message and its hint: what to do).
+in plain words (the error's message and its hint: what to do; a model to download is
+pointed to the Models window, not to a command).
 
 It listens to the queued signals of :class:`ui.qt_bridge.JobsBridge`, so it never
 blocks and never touches a worker thread.
@@ -170,6 +171,10 @@ class JobsPanel(QWidget):
             row.progress(fraction, stage, None if eta < 0 else eta)
 
     def on_finished(self, job_id: str, state: str, message: str) -> None:
+        """Show a job's end; a hint that names a ``seed-studio models`` command points to the
+        Models window instead (:func:`ui.hints.for_app`)."""
+        from ui.hints import for_app
+
         row = self.rows.get(job_id)
         if row is not None:
-            row.finish(state, message)
+            row.finish(state, for_app(message))

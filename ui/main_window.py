@@ -104,8 +104,10 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         from ui.inspector import Inspector
         from ui.jobs_panel import JobsPanel
+        from ui.mixer_panel import MixerPanel
 
         self.inspector = Inspector(self)
+        self.inspector.error.connect(self._show_status)
         dock = QDockWidget("Inspector", self)
         dock.setObjectName("InspectorDock")
         dock.setWidget(self.inspector)
@@ -117,6 +119,20 @@ class MainWindow(QMainWindow):
         jd.setWidget(self.jobs_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, jd)
         self.jobs_dock = jd
+        self.mixer = MixerPanel(self)
+        md = QDockWidget("Mixer", self)
+        md.setObjectName("MixerDock")
+        md.setWidget(self.mixer)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, md)
+        self.tabifyDockWidget(jd, md)  # Jobs | Mixer, full width under the arrangement
+        jd.raise_()
+        md.hide()
+        md.visibilityChanged.connect(self._mixer_visibility)
+        self.mixer.over_reset.connect(self._reset_over)
+        self.mixer_dock = md
+        self.meter_timer = QTimer(self)
+        self.meter_timer.setInterval(33)
+        self.meter_timer.timeout.connect(self._update_meters)
         self.resizeDocks([dock], [280], Qt.Orientation.Horizontal)
         self.resizeDocks([jd], [96], Qt.Orientation.Vertical)
 
@@ -128,12 +144,14 @@ class MainWindow(QMainWindow):
         doc.changed.connect(self._on_changed)
         doc.dirty_changed.connect(lambda _d: self._update_title())
         self.jobs_panel.set_document(doc)
+        self.mixer.set_document(doc)
         self.timeline.zoom_to_fit()
         self._update_title()
         self._update_actions()
         self._on_changed()
         if self.playback is not None:
             self.playback.set_document(doc)
+        self._prime_playback()
         heap.settle()  # collect the previous project now, keep full GC passes out of frame time
 
     def _update_title(self) -> None:
@@ -147,6 +165,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._update_tempo_label()
         self._on_selection()
+        self.mixer.refresh()
 
     def on_tempo(self) -> None:
         self.open_tempo_dialog()
@@ -185,7 +204,8 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has = self.doc is not None
-        for name in ("save", "import_files", "export_ableton", "export_mix", "add_audio_track", "add_midi_track",
+        for name in ("save", "save_as", "import_files", "export_ableton", "export_mix", "add_audio_track",
+                     "add_midi_track",
                      "separate", "transcribe", "analyze", "select_all", "play", "paste"):
             self.actions_by_name[name].setEnabled(has)
         stack = self.doc.undo_stack if has else None
@@ -208,7 +228,11 @@ class MainWindow(QMainWindow):
         return self.timeline.canvas
 
     def error(self, text: str, title: str = "Seed Studio") -> None:
-        """Show an error in plain words (status bar; a dialog when ``ask``)."""
+        """Show an error in plain words (status bar; a dialog when ``ask``). Hints that name a
+        ``seed-studio models`` command point to the Models window instead (:func:`ui.hints.for_app`)."""
+        from ui.hints import for_app
+
+        text = for_app(text)
         self.statusBar().showMessage(text, 10000)
         log.info("%s", text)
         if self.ask:
@@ -272,6 +296,7 @@ class MainWindow(QMainWindow):
         self._update_tempo_label()
         if self.playback is not None and not self.playback.is_playing:
             self.playback.seek(sample)
+            self._prime_playback()
 
     def _on_clip_activated(self, clip_id: str) -> None:
         try:
@@ -360,6 +385,29 @@ class MainWindow(QMainWindow):
         heap.settle(full=False)
         return True
 
+    def on_save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save project as", str(self.doc.path.parent / f"{self.doc.project.name} copy.seedproj"),
+            "Seed Studio project (*.seedproj)")
+        return bool(path) and self.save_as(path) is not None
+
+    def save_as(self, path: str | Path) -> Path | None:
+        """Save the project as a new bundle at ``path`` and go on working there (undo history
+        kept). Returns the new bundle, or None (the message says why)."""
+        if self.doc is None:
+            return None
+        if self.playback is not None:
+            self.playback.stop()
+        new = self._run(self.doc.save_as, path)
+        if new is None:
+            return None
+        if self.playback is not None:
+            self.playback.set_document(self.doc)
+        self._remember_recent(new)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved as {new.name}; you are now working in it", 6000)
+        return new
+
     def _autosave(self) -> None:
         if self.doc is not None:
             path = self.doc.autosave()
@@ -389,6 +437,10 @@ class MainWindow(QMainWindow):
             return
         if self.playback is not None:
             self.playback.stop()
+        job = getattr(self, "export_job", None)
+        if job is not None and not job.done:
+            job.cancel()
+            job.wait(10.0)
         if self._jobs is not None:
             try:
                 self._jobs.shutdown()
@@ -396,6 +448,9 @@ class MainWindow(QMainWindow):
                 pass
         if self.doc is not None:
             self.doc.close()
+        from ui.clipboard import remove_temp_files
+
+        remove_temp_files()  # clipboard and drag-out files
         e.accept()
 
     def on_quit(self) -> None:
@@ -425,46 +480,111 @@ class MainWindow(QMainWindow):
                                       "(audio is kept as 32-bit float at the project rate). Import it?",
         ) != QMessageBox.StandardButton.Yes:
             return []
-        tracks = self._run(import_files, self.doc.session, [str(p) for p in paths])
+        notes: list[str] = []
+        tracks = self._run(import_files, self.doc.session, [str(p) for p in paths], notes=notes)
         if tracks:
-            self.statusBar().showMessage(f"Imported {len(tracks)} track(s)", 4000)
+            self.statusBar().showMessage(" ".join([f"Imported {len(tracks)} track(s)."] + notes), 10000)
             if len(self.doc.project.tracks) == len(tracks):
                 self.timeline.zoom_to_fit()
         return tracks or []
 
     def on_export_ableton(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export stems for Ableton into folder", str(Path.home()))
-        if folder:
-            self.export_ableton(folder)
-
-    def export_ableton(self, folder: str | Path):
-        """Write the Ableton hand-off folder (aligned stems, MIDI, tempo) into ``folder``."""
-        try:
-            from studio.export.ableton import export_for_ableton
-        except ImportError:
-            self.error("Export for Ableton is not available in this build.")
-            return None
-        out = self._run(export_for_ableton, self.doc.project, self.doc.pool, Path(folder), tail=self._tail())
-        if out is not None:
-            self.statusBar().showMessage(f"Exported stems for Ableton to {out}", 6000)
-        return out
-
-    def _tail(self) -> int:
-        """The export render tail, samples (Preferences: render tail on export)."""
-        seconds = max(0.0, float(getattr(self.settings, "render_tail_s", 0.0) or 0.0))
-        return int(round(seconds * self.doc.project.sample_rate))
+        self.open_export_dialog("stems")
 
     def on_export_mix(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export mix", str(Path.home() / "mix.wav"), "WAV (*.wav)")
-        if not path:
+        self.open_export_dialog("mix")
+
+    def open_export_dialog(self, kind: str = "stems"):
+        """The Export dialog (:class:`ui.export_dialog.ExportDialog`) with every option of the
+        CLI; it runs the export in the background with progress and cancel. Returns it."""
+        from ui.export_dialog import ExportDialog
+
+        if self.doc is None:
+            return None
+        dlg = ExportDialog(self, kind)
+        self._export_dialog = dlg
+        if self.ask:
+            dlg.open()
+        return dlg
+
+    def export_ableton(self, folder: str | Path, **options):
+        """Start exporting the Ableton hand-off folder (aligned stems, MIDI, mix, manifest)
+        into ``folder`` with the Preferences' tail; returns the running
+        :class:`~ui.export_dialog.ExportJob` (``job.wait()``; ``job.report``), or None."""
+        from ui.export_dialog import ExportOptions
+
+        return self.start_export(ExportOptions("stems", Path(folder), **self._with_tail(options)))
+
+    def export_mix(self, path: str | Path, **options):
+        """Start rendering the mix into ``path``; returns the running ExportJob, or None."""
+        from ui.export_dialog import ExportOptions
+
+        return self.start_export(ExportOptions("mix", Path(path), **self._with_tail(options)))
+
+    def _with_tail(self, options: dict) -> dict:
+        """``options`` with the default tail filled in: the Preferences' tail when the export
+        runs to the song's end, none when it has its own end (the CLI's rule,
+        :func:`studio.audio.render.default_tail_s`)."""
+        if options.get("tail") is None:
+            options = {**options, "tail": self._tail() if options.get("end") is None else 0}
+        return options
+
+    def start_export(self, options):
+        """Run an export (:class:`~ui.export_dialog.ExportOptions`) in the background; the
+        end shows in the status bar, and files that went over full scale in a warning
+        dialog. Returns the :class:`~ui.export_dialog.ExportJob`, or None when one runs."""
+        from ui.export_dialog import ExportJob
+
+        if self.doc is None:
+            return None
+        running = getattr(self, "export_job", None)
+        if running is not None and not running.done:
+            self.error("An export is still running; wait for it or cancel it first.")
+            return None
+        job = ExportJob(self.doc, options, self)
+        job.progress.connect(self._export_progress)
+        job.finished.connect(self._export_done)
+        self.export_job = job
+        job.start()
+        self.statusBar().showMessage("Exporting…")
+        return job
+
+    def _export_progress(self, fraction: float) -> None:
+        self.statusBar().showMessage(f"Exporting… {fraction:.0%}")
+
+    def _export_done(self, report, error: str) -> None:
+        self._export_finished(self.export_job, report, error)
+
+    def _export_finished(self, job, report, error: str) -> None:
+        from ui.export_dialog import describe_report
+
+        if error:
+            self.error(f"The export stopped: {error}")
             return
-        try:
-            from studio.audio.render import render_to_file
-        except ImportError:
-            self.error("Rendering is not available in this build.")
+        if report is None:
+            self.statusBar().showMessage("Export cancelled; nothing was written", 6000)
             return
-        if self._run(render_to_file, self.doc.project, self.doc.pool, path, tail=self._tail()) is not None:
-            self.statusBar().showMessage(f"Exported {path}", 5000)
+        self.statusBar().showMessage(describe_report(report, job.options), 15000)
+        warning = report.warning(app=True)
+        if warning:
+            self.show_clip_warning(warning)
+
+    def show_clip_warning(self, text: str):
+        """The over-full-scale warning as a (non-blocking) dialog; returns it."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "The export clipped", text.split("\n", 1)[0], parent=self)
+        box.setInformativeText(text.split("\n", 1)[1] if "\n" in text else "")
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.clip_dialog = box
+        box.open()
+        return box
+
+    def _tail(self) -> int:
+        """The export render tail, samples (Preferences: render tail on export; it starts
+        at :data:`studio.audio.render.DEFAULT_TAIL_S`, the CLI's default)."""
+        from ui.export_dialog import tail_samples
+
+        return tail_samples(self.settings, self.doc.project.sample_rate)
 
     def on_clean_media(self):
         """File > Clean Up Unused Media: remove media files that neither the project, its
@@ -626,6 +746,20 @@ class MainWindow(QMainWindow):
     def on_zoom_fit(self) -> None:
         self.timeline.zoom_to_fit()
 
+    def _mixer_visibility(self, on: bool) -> None:
+        from PyQt6 import sip
+
+        act = self.actions_by_name.get("mixer")
+        if act is not None and not sip.isdeleted(act):  # docks hide while the window is destroyed
+            act.setChecked(bool(on))
+
+    def on_mixer(self) -> None:
+        on = self.actions_by_name["mixer"].isChecked()
+        self.mixer_dock.setVisible(on)
+        if on:
+            self.mixer_dock.raise_()
+            self.resizeDocks([self.mixer_dock], [330], Qt.Orientation.Vertical)
+
     def on_taller(self) -> None:
         self.timeline.set_track_height(int(self.canvas.track_h * 1.25))
 
@@ -700,7 +834,40 @@ class MainWindow(QMainWindow):
 
             self._jobs = JobsBridge(parent=self)
         self.jobs_panel.set_bridge(self._jobs)
+        self._watch_analysis(self._jobs)
         return self._jobs
+
+    def _watch_analysis(self, bridge) -> None:
+        """Show the grid preview when an analysis that only reports (set_grid "no") ends."""
+        if getattr(bridge, "_grid_preview_hooked", None) is self:
+            return
+        bridge._grid_preview_hooked = self
+        bridge.job_finished.connect(self._on_job_finished)
+
+    def _on_job_finished(self, job_id: str, state: str, _message: str) -> None:
+        bridge = self._jobs
+        if state != "done" or bridge is None or job_id not in bridge.analysis or self.doc is None:
+            return
+        job = bridge.job(job_id)
+        request = getattr(job, "request", None)
+        fields = getattr(request, "fields", None) or {}
+        if fields.get("set_grid", "no") != "no":
+            return  # the task itself set the grid
+        data = bridge.analysis[job_id]
+        if not (isinstance(data.get("beats"), dict) or data.get("bpm")):
+            return
+        region = getattr(getattr(job, "spec", None), "region", None)
+        self.show_grid_preview(data, int(region[0]) if region else 0)
+
+    def show_grid_preview(self, data: dict, region_start: int = 0):
+        """The grid preview (:class:`ui.grid_preview.GridPreviewDialog`) of an analysis result:
+        the project's tempo map changes only if the musician applies it. Returns the dialog."""
+        from ui.grid_preview import GridPreviewDialog
+
+        dlg = GridPreviewDialog(self.doc, data, region_start, self)
+        self.grid_preview = dlg
+        dlg.open()
+        return dlg
 
     def on_generate(self) -> None:
         self.open_task_dialog("generate")
@@ -844,13 +1011,69 @@ class MainWindow(QMainWindow):
             from ui.playback import PlaybackController
 
             self.playback = PlaybackController(self)
-            self.playback.position.connect(self.timeline.set_playhead)
-            self.playback.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
             self.playback.set_document(self.doc)
+        self._connect_playback(self.playback)
         return self.playback
+
+    def _connect_playback(self, pb) -> None:
+        """Hook a playback controller to the window once: playhead, messages, meters, click."""
+        if getattr(pb, "_window_hooked", None) is self:
+            return
+        pb._window_hooked = self
+        pb.position.connect(self.timeline.set_playhead)
+        pb.message.connect(self._show_status)
+        pb.playing_changed.connect(self._on_playing_changed)
+        pb.metronome = self.actions_by_name["metronome"].isChecked()
+
+    def _show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _on_playing_changed(self, playing: bool) -> None:
+        if playing:
+            self.mixer.reset_holds()
+            self.meter_timer.start()
+        else:
+            self._update_meters()
+            self.meter_timer.stop()
+            QTimer.singleShot(1500, self._update_meters)
+
+    def _update_meters(self) -> None:
+        """Move the mixer's meters to what playback measured since the last update."""
+        pb = self.playback
+        if pb is None:
+            return
+        self.mixer.update_levels(pb.take_levels(), pb.overs)
+
+    def _reset_over(self, key: str) -> None:
+        if self.playback is not None:
+            self.playback.reset_overs(key)
+
+    def _prime_playback(self) -> None:
+        """Have the block at the playhead rendered in the background (Play starts at once)."""
+        if self.doc is None:
+            return
+        if not hasattr(self, "_prime_timer"):
+            self._prime_timer = QTimer(self)
+            self._prime_timer.setSingleShot(True)
+            self._prime_timer.setInterval(200)
+            self._prime_timer.timeout.connect(self._do_prime)
+        self._prime_timer.start()
+
+    def _do_prime(self) -> None:
+        if self.doc is None or not self.isVisible():
+            return
+        self._ensure_playback().prime(self.canvas.playhead)
+
+    def on_metronome(self) -> None:
+        on = self.actions_by_name["metronome"].isChecked()
+        if self.playback is not None:
+            self.playback.metronome = on
+        self.statusBar().showMessage("Metronome on (heard while playing, never exported)" if on else
+                                     "Metronome off", 3000)
 
     def on_play(self) -> None:
         pb = self._ensure_playback()
+        pb.metronome = self.actions_by_name["metronome"].isChecked()
         if pb.is_playing:
             pb.stop()
         else:

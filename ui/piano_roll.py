@@ -1,5 +1,8 @@
 """A basic piano roll for one MIDI clip: add, move, resize and delete notes, velocity, quantize.
 
+A ruler above the notes shows the song's bar numbers and beats (the project's tempo map,
+so bar 5 here is bar 5 of the arrangement), and the grid's bar lines follow the meter.
+
 Mouse: double-click on empty grid adds a note one grid step long; drag a note to move it
 (time and pitch); drag its right edge to resize; right-click or Delete removes the
 selected notes; drag in the velocity strip to set velocities. Every gesture commits one
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtCore import QEvent, QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QComboBox, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -109,8 +112,12 @@ class PianoRollCanvas(QWidget):
         while self.x_of(t) < w and t <= clip.length + bar:
             x = self.x_of(t)
             if x >= KEY_W:
-                p.fillRect(QRectF(x, 0, 1, gh), QColor("#3d4148") if t % bar == 0 else QColor("#2c2f34"))
+                p.fillRect(QRectF(x, 0, 1, gh), QColor("#2c2f34"))
             t += step
+        for t, _label in self.editor.bar_lines(self.x_offset, self.tick_at(w) + 1):  # the project's bar lines
+            x = self.x_of(t)
+            if x >= KEY_W:
+                p.fillRect(QRectF(x, 0, 1, gh), QColor("#4a4f57"))
         p.fillRect(QRectF(self.x_of(clip.length), 0, 2, gh), QColor("#ffb13b"))
         colour = QColor(self.editor.colour)
         for i, n in enumerate(self.editor.notes):
@@ -235,6 +242,42 @@ class PianoRollCanvas(QWidget):
         self.update()
 
 
+class PianoRollRuler(QWidget):
+    """Bar numbers and beat ticks of the project's tempo map over the piano roll (the same
+    x scale as the note grid): bar N here is bar N of the song, wherever the clip starts."""
+
+    HEIGHT = 20
+
+    def __init__(self, editor: "PianoRollWindow"):
+        super().__init__(editor)
+        self.editor = editor
+        self.setFixedHeight(self.HEIGHT)
+
+    def paintEvent(self, e) -> None:  # noqa: N802
+        c = self.editor.canvas
+        p = QPainter(self)
+        w, h = self.width(), self.height()
+        p.fillRect(0, 0, w, h, QColor("#17181a"))
+        lo, hi = c.x_offset, c.tick_at(w) + 1
+        for t in self.editor.beat_ticks(lo, hi):
+            x = c.x_of(t)
+            if x >= KEY_W:
+                p.fillRect(QRectF(x, h - 5, 1, 5), QColor("#4a4f57"))
+        p.setPen(QColor("#c9ccd1"))
+        last_x = -1e9
+        for t, label in self.editor.bar_lines(lo, hi):
+            x = c.x_of(t)
+            if x < KEY_W:
+                continue
+            p.fillRect(QRectF(x, 0, 1, h), QColor("#8a8f98"))
+            if x - last_x >= 28:  # keep the numbers readable when zoomed out
+                p.drawText(QRectF(x + 3, 0, 60, h - 4), Qt.AlignmentFlag.AlignVCenter, label)
+                last_x = x
+        p.setPen(QColor("#8a8f98"))
+        p.drawText(QRectF(2, 0, KEY_W - 4, h), Qt.AlignmentFlag.AlignVCenter, "Bar")
+        p.end()
+
+
 class PianoRollWindow(QDialog):
     """The piano-roll editor of one MIDI clip (non-modal).
 
@@ -266,13 +309,21 @@ class PianoRollWindow(QDialog):
         bar.addWidget(QLabel("Double-click: add · drag: move · edge: resize · right-click: delete", self))
         lay.addLayout(bar)
         self.canvas = PianoRollCanvas(self)
+        self.ruler = PianoRollRuler(self)
+        lay.addWidget(self.ruler)
         lay.addWidget(self.canvas, 1)
         self.fit_btn = QPushButton("Fit", self)
         self.fit_btn.clicked.connect(self.canvas.fit)
         bar.insertWidget(3, self.fit_btn)
         self._fitted = False
         self.grid_box.currentTextChanged.connect(lambda _t: self.canvas.update())
+        self.canvas.installEventFilter(self)
         doc.changed.connect(self._reload)
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: N802
+        if obj is self.canvas and e.type() == QEvent.Type.Paint:
+            self.ruler.update()  # zoom and scroll move the bar numbers with the notes
+        return False
 
     def showEvent(self, e) -> None:  # noqa: N802
         super().showEvent(e)
@@ -283,6 +334,39 @@ class PianoRollWindow(QDialog):
     def grid(self) -> int:
         """The grid step, ticks."""
         return GRIDS[self.grid_box.currentText()]
+
+    def bar_lines(self, lo: int, hi: int) -> list[tuple[int, str]]:
+        """``(clip-relative tick, "bar number")`` of the song's bar lines in ``[lo, hi)``
+        clip-relative ticks, from the project's tempo map (meter changes included)."""
+        tm = self.doc.project.tempo_map
+        start = self.clip.start
+        bar = tm.bar_beat_at(max(0, start + lo))[0]
+        out = []
+        while len(out) < 4096:
+            t = tm.bar_to_tick(bar) - start
+            if t >= hi:
+                break
+            if t >= lo:
+                out.append((t, str(bar + 1)))
+            bar += 1
+        return out
+
+    def beat_ticks(self, lo: int, hi: int) -> list[int]:
+        """Clip-relative ticks of the song's beats in ``[lo, hi)``."""
+        tm = self.doc.project.tempo_map
+        start = self.clip.start
+        out = []
+        for i, sig in enumerate(tm.signatures):
+            end = tm.signatures[i + 1].tick if i + 1 < len(tm.signatures) else start + hi
+            a, b = max(sig.tick, start + lo), min(end, start + hi)
+            if a >= b:
+                continue
+            step = sig.ticks_per_beat
+            first = sig.tick + -(-(a - sig.tick) // step) * step
+            out.extend(t - start for t in range(first, b, step))
+            if len(out) > 20000:
+                break
+        return out
 
     def commit(self, label: str) -> None:
         """Push the working notes as one SetNotes step (sorted by start, then pitch)."""

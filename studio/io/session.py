@@ -166,6 +166,73 @@ class Session:
         project_io.discard_autosaves(self.bundle)
         return path
 
+    def save_as(self, path: str | Path) -> "Session":
+        """Save the project as a new bundle at ``path`` and return the session on it (this
+        session is closed; its bundle stays as it was last saved).
+
+        The new bundle gets every media file of this one (hard links where the disk
+        allows, else copies: media files are immutable and content-addressed), so undo
+        and redo keep working; the peak caches are linked or copied too. The undo stack
+        moves to the new session and is marked saved there. The project's name becomes
+        the new bundle's name (an undoable step, pushed before the save).
+
+        Raises:
+            ProjectError: ``path`` is this bundle or already holds a project, the session is
+                read-only or closed, or the folder can't be written (nothing is left there).
+            ProjectLocked: another program holds a lock on ``path``.
+            DiskFull: the disk filled up (the partial new bundle is removed).
+        """
+        import os
+
+        from studio.io import lock as writer_lock
+        from studio.model.edits import SetProjectProperty
+
+        self._check_writable()
+        target = project_io.bundle_path(path)
+        if target.resolve() == self.bundle.resolve():
+            return self
+        if (target / project_io.PROJECT_FILE).exists():
+            raise ProjectError(target, "already holds a project; choose another name or folder")
+        existed = target.exists()
+        lock = None
+        try:
+            project_io.init_bundle(target)
+            lock = writer_lock.acquire(target, 0)
+            for sub in ("media", os.path.join("cache", "peaks")):
+                src, dst = self.bundle / sub, target / sub
+                if not src.is_dir():
+                    continue
+                dst.mkdir(parents=True, exist_ok=True)
+                for f in src.iterdir():
+                    if not f.is_file() or f.is_symlink() or f.name.startswith("."):
+                        continue
+                    try:
+                        os.link(f, dst / f.name)
+                    except OSError:
+                        shutil.copy2(f, dst / f.name)
+            name = target.name[: -len(project_io.BUNDLE_SUFFIX)] if target.name.endswith(
+                project_io.BUNDLE_SUFFIX) else target.name
+            if name and name != self.project.name:
+                self.undo_stack.push(SetProjectProperty("name", name))
+            project_io.save_project(self.project, target)
+        except BaseException as exc:
+            if lock is not None:
+                lock.release()
+            if not existed:
+                shutil.rmtree(target, ignore_errors=True)  # only what this call made
+            if isinstance(exc, OSError):
+                from engines.files import is_disk_full
+
+                if is_disk_full(exc, target.parent):
+                    raise DiskFull(target, "the project was not saved there; it is unchanged") from None
+                raise ProjectError(target, f"can't be written ({exc.strerror or exc})") from None
+            raise
+        new = Session(target, self.project, lock=lock)
+        new.undo_stack = self.undo_stack
+        new.undo_stack.mark_saved()
+        self.close()
+        return new
+
     def autosave(self) -> Path | None:
         """Write an autosave when there are unsaved changes. Returns its path or None.
 

@@ -91,8 +91,9 @@ def test_export_ableton_folder(window, shared, tmp_path):
     mt = shared / "multitrack" / "blupi001"
     window.import_files([mt / "drums.flac", mt / "bass.flac"])
     proj = window.doc.project
-    out = window.export_ableton(tmp_path / "Ableton")
-    assert out is not None
+    job = window.export_ableton(tmp_path / "Ableton")
+    assert job is not None and job.wait() and job.error == "" and job.report is not None
+    assert "Exported" in window.statusBar().currentMessage() and "ExportReport" not in window.statusBar().currentMessage()
     wavs = sorted((tmp_path / "Ableton").glob("*.wav"))
     names = [w.name for w in wavs]
     assert "Mix.wav" in names and len(wavs) == 3
@@ -104,7 +105,7 @@ def test_export_ableton_folder(window, shared, tmp_path):
     manifest = json.loads((tmp_path / "Ableton" / "seed-studio-export.json").read_text())
     assert manifest["range"]["tail_frames"] == tail
     window.settings.render_tail_s = 0.0
-    window.export_ableton(tmp_path / "Exact")
+    assert window.export_ableton(tmp_path / "Exact").wait()
     assert sf.info(str(tmp_path / "Exact" / "Mix.wav")).frames == proj.length_samples()
 
 
