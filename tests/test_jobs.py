@@ -112,10 +112,16 @@ def test_separation_result_becomes_undoable_stem_tracks(manager, session):
         total += session.pool.read(session.project.media[clip.media_id], 0, clip.length)
     assert np.abs(total - source_audio).max() < 1e-5
     assert not region_audio(session, start, end).any()  # the source is quiet where the stems play
-    # the stems plus what still plays of the source null against the original, over the whole song
+    # the stems plus what still plays of the source null against the original, over the whole song:
+    # outside the range (the source alone, untouched) and inside it (the stems instead of the source)
     mix = render_mix(session.project, session.pool, span[0], span[1])
     assert np.abs(mix - mix_before).max() < 1e-5
     assert np.abs(mix_before).max() > 0.1
+    a, b = start - span[0], end - span[0]
+    for part in (slice(0, a), slice(b, None), slice(a, b)):
+        assert np.abs(mix_before[:, part]).max() > 0.05  # real audio there, not a silent null
+        assert np.abs(mix[:, part] - mix_before[:, part]).max() < 1e-5
+    assert a > 0 and b < mix.shape[1]  # the range has song on both sides
     with pytest.raises(JobError, match="already"):
         apply_task_result(manager, jid, session)
     assert session.undo_stack.undo()

@@ -38,8 +38,11 @@ class Settings:
         recent_projects: most recent first, at most 10.
         default_sample_rate: Hz, for new projects.
         render_tail_s: seconds the app's exports (mix, stems for Ableton) run past the
-            end so that reverbs and delays ring out; the clips still stop at the end
-            (see :func:`studio.audio.render.iter_render`). 0 = cut exactly at the end.
+            end of the song so that reverbs and delays ring out; the clips still stop at
+            the end (see :func:`studio.audio.render.iter_render`). 0 = cut exactly at the
+            end. Starts at :data:`studio.audio.render.DEFAULT_TAIL_S`, the CLI's default; an
+            export given its own end (loop, selection, from/to) gets no tail unless the
+            Export dialog's Tail field asks (:func:`studio.audio.render.default_tail_s`).
     """
 
     soundfont: str | None = None
