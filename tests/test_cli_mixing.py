@@ -106,3 +106,26 @@ def test_midi_import_at_a_bar_and_the_tempo_note(tmp_path, shared, capsys):
     assert p.tracks[-1].clips[0].start == p.tempo_map.tick_to_sample(p.tempo_map.bar_to_tick(2), p.sample_rate)
     assert main(["import", str(song), str(mid), "--bar", "0"]) == 1
     assert "--bar 0" in capsys.readouterr().err
+
+
+def test_help_of_import_info_render_export_is_plain_words():
+    """Every flag of these commands has a help text, and none shows raw reST markup."""
+    import argparse
+    import re
+
+    from studio.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    markup = re.compile(r"``|:\w+:`")
+    for name in ("import", "info", "render", "export"):
+        p = sub.choices[name]
+        assert helps[name] and not markup.search(helps[name])
+        assert not markup.search(p.description or "")
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and not markup.search(action.help), (name, action.dest)
+        text = p.format_help()
+        assert "``" not in text and ":meth:" not in text
