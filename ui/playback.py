@@ -23,7 +23,9 @@ BLOCK = 2048
 """Frames per playback block."""
 AHEAD_S = 0.3
 """How far the render thread may run ahead of the device, seconds (edits are heard after
-at most this long; a slow block, e.g. a MIDI synth segment, is absorbed)."""
+at most this long). While it waits for room it synthesises the next MIDI segment, one
+track at a time (:meth:`studio.audio.render.Renderer.warm_midi`), so a segment boundary
+doesn't hold up the device."""
 NO_DEVICE = ("No audio output device was found, so playback is off. Connect an audio interface "
              "or headphones, or pick a device in Preferences; exporting still works.")
 
@@ -293,9 +295,17 @@ class PlaybackController(QObject):
             return loop.start, loop.end
         return None
 
-    def _put(self, q, item) -> bool:
+    def _put(self, q, item, idle=None) -> bool:
+        """Put ``item`` when there is room; while the queue is full, call ``idle()`` once
+        (the render thread is ahead: time to synthesise the next MIDI segment)."""
         import queue
 
+        try:
+            q.put_nowait(item)
+            return True
+        except queue.Full:
+            if idle is not None:
+                idle()
         while not self._stop.is_set():
             try:
                 q.put(item, timeout=0.05)
@@ -308,6 +318,7 @@ class PlaybackController(QObject):
         """Render thread: blocks of the live project into ``q``; None ends the stream."""
         project = self.doc.project
         pos = self._pos
+        seg_len = int(renderer.midi_segment_s * project.sample_rate)
         try:
             with self._render_lock:
                 renderer.reset()
@@ -323,7 +334,8 @@ class PlaybackController(QObject):
                 n = min(BLOCK, limit - pos)
                 with self._render_lock:
                     block = renderer.render_block(pos, n, None)
-                if not self._put(q, block):
+                nxt = pos + n + seg_len
+                if not self._put(q, block, lambda: renderer.warm_midi(nxt, limit=1)):
                     return
                 pos += n
                 if lr is not None and pos >= lr[1]:

@@ -184,7 +184,8 @@ class Renderer:
         midi_segment_s: length of the MIDI synth segments, seconds (default
             :data:`MIDI_SEGMENT_S`). Playback uses :data:`PLAYBACK_MIDI_SEGMENT_S`, so that
             its first block waits for a few seconds of synth, not thirty; the audio is the
-            same either way.
+            same either way but for FluidSynth's own reverb and voice state at a segment's
+            start (below -60 dBFS).
     """
 
     def __init__(self, project: Project, pool: MediaReader, *, soundfont: str | None = None,
@@ -307,6 +308,30 @@ class Renderer:
             a, b = max(start, k * seg_len), min(end, (k + 1) * seg_len)
             if b > a:
                 buf[:, a - start:b - start] += audio[:, a - k * seg_len:b - k * seg_len]
+
+    def warm_midi(self, sample: int, limit: int | None = None) -> int:
+        """Synthesise now the MIDI segments that timeline ``sample`` falls in, for the
+        audible MIDI tracks (effect states are not touched), so that the block that needs
+        them later doesn't wait: playback calls it while it is ahead of the device, one
+        segment at a time (``limit=1``) so that no single call takes long.
+        Returns the number of segments rendered (0 when they were all ready)."""
+        done = 0
+        for track in self.project.tracks:
+            if track.kind != "midi" or not is_audible(self.project, track):
+                continue
+            windows = [(c, ws, we) for c, ws, we in self.project.sounding_clips(track) if isinstance(c, MidiClip)]
+            if not windows:
+                continue
+            entry = self._midi_entry(track, windows)
+            if not entry["notes"] or self.project.sample_rate > 96000:
+                continue
+            k = max(0, int(sample)) // int(self.midi_segment_s * self.project.sample_rate)
+            if k not in entry["segments"]:
+                self._midi_segment(track, entry, k)
+                done += 1
+                if limit is not None and done >= limit:
+                    break
+        return done
 
     def _media(self, track: Track, clip: AudioClip) -> MediaItem:
         item = self.project.media.get(clip.media_id)
