@@ -147,3 +147,14 @@ def test_the_host_exits_when_the_cli_is_killed(song_project):
         time.sleep(0.1)
     alive = Path(f"/proc/{host}/stat").exists() and " Z " not in Path(f"/proc/{host}/stat").read_text()
     assert not alive
+
+
+def test_no_command_shows_raw_docstring_markup_in_its_help():
+    parser = build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        texts = [sub.format_help()]
+        for action in sub._actions:
+            if isinstance(getattr(action, "choices", None), dict):
+                texts += [s.format_help() for s in action.choices.values()]
+        for text in texts:
+            assert "``" not in text and ":meth:" not in text and ":func:" not in text and ":mod:" not in text, name

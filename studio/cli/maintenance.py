@@ -26,6 +26,22 @@ from typing import Any
 
 __all__ = ["register", "cmd_clean", "cmd_verify"]
 
+CLEAN_HELP = """\
+Remove media nothing uses and temp files left by interrupted writes.
+
+  seed-studio clean Song.seedproj              remove them
+  seed-studio clean Song.seedproj --dry-run    only list them
+
+Media is removed only when no clip plays it and no autosave names it; undo and crash
+recovery keep what they need. Refused while the app or another command has the project
+open for writing (--wait waits)."""
+
+VERIFY_HELP = """\
+Check every media file of a project against its sha256 (read only).
+
+Missing or changed files are named and the exit code is 1; leftover temp files and
+unused media are listed."""
+
 
 def cmd_clean(args: argparse.Namespace) -> int:
     """Handler of ``seed-studio clean``."""
@@ -97,13 +113,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``clean`` and ``verify`` to the ``seed-studio`` parser."""
     p = subparsers.add_parser("clean", help="remove unused media and leftover temp files from a project",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=CLEAN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("project")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.set_defaults(func=cmd_clean)
 
     p = subparsers.add_parser("verify", help="check every media file of a project against its sha256",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("project")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_verify)

@@ -21,6 +21,19 @@ from studio.errors import StudioError
 
 __all__ = ["register", "cmd_tempo", "parse_meter", "edited_tempo_map"]
 
+HELP = """\
+Show or set a project's tempo and meter.
+
+  seed-studio tempo Song.seedproj                      print the tempo map
+  seed-studio tempo Song.seedproj --bpm 98             one tempo for the whole song
+  seed-studio tempo Song.seedproj --bpm 72 --bar 17    from bar 17 on (bars count from 1)
+  seed-studio tempo Song.seedproj --meter 7/8 --bar 9  a meter change at bar 9
+
+Without --bar the song gets one tempo and one meter (earlier changes are replaced);
+with it, the change starts at that bar. The project is saved, and the change is one
+undo step in the app. Audio clips keep their time positions; MIDI clips keep their
+bar positions."""
+
 
 def parse_meter(text: str) -> tuple[int, int]:
     """``"7/8"`` -> ``(7, 8)``.
@@ -106,7 +119,7 @@ def register(subparsers: Any) -> None:
     import argparse
 
     p = subparsers.add_parser("tempo", help="show or set the project's tempo and meter",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("project")
     p.add_argument("--bpm", type=float, help="tempo, quarter notes per minute")
     p.add_argument("--meter", help="time signature, e.g. 4/4, 3/4, 7/8")
