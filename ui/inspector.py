@@ -25,6 +25,33 @@ SIXTEENTH = 240
 """Ticks per sixteenth note at PPQ 960."""
 
 
+ADHERENCE_LABELS = {"melody": "Melody accuracy", "dynamics": "Dynamics r", "rhythm": "Rhythm F1"}
+
+
+def adherence_lines(prov: dict) -> list[tuple[str, str]]:
+    """``(label, text)`` per control of a take: how closely it follows the control over the
+    control's own range (melody accuracy, dynamics Pearson r, rhythm beat F1), this take's
+    own figure (``provenance["output"]``) where there is one, and the unguided result's
+    for comparison when the job measured it."""
+    extra = prov.get("extra") or {}
+    guided, unguided = extra.get("adherence") or {}, extra.get("adherence_unguided") or {}
+    out = []
+    for kind, a in guided.items():
+        if not isinstance(a, dict):
+            continue
+        mine = (a.get("takes") or {}).get(prov.get("output"), a.get("value"))
+        if mine is None:
+            continue
+        text = f"{float(mine):.2f}"
+        u = unguided.get(kind) if isinstance(unguided.get(kind), dict) else None
+        if u is not None:
+            theirs = (u.get("takes") or {}).get(prov.get("output"), u.get("value"))
+            if theirs is not None:
+                text += f" (without the control: {float(theirs):.2f})"
+        out.append((ADHERENCE_LABELS.get(kind, kind.capitalize()), text))
+    return out
+
+
 def _fmt_time(samples: int, sr: int) -> str:
     m, s = divmod(samples / sr, 60)
     return f"{int(m)}:{s:06.3f}"
@@ -274,6 +301,8 @@ class Inspector(QWidget):
         inputs = prov.get("input_sha256") or {}
         if inputs:
             self._add("Inputs", ", ".join(f"{k} {v[:12]}…" for k, v in inputs.items()))
+        for label, text in adherence_lines(prov):
+            self._add(label, text)
         params = prov.get("params") or {}
         self.fields["Parameters"] = json.dumps(params, sort_keys=True)
         self.params.setPlainText(json.dumps(params, indent=2, sort_keys=True))

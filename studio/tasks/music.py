@@ -208,7 +208,7 @@ def takes_commands(track_id: str, places: list[dict[str, Any]], provenance: dict
     cond = spec_conditioning(spec) if spec is not None else {}
     for p in places:
         rng = (p["start"], p["end"])
-        prov = {**provenance, "variation": p["variation"], "range": list(rng)}
+        prov = {**provenance, "variation": p["variation"], "range": list(rng), "output": p["name"]}
         if cond:
             prov["conditioning"] = dict(cond)
         if p["region"] is not None:

@@ -107,3 +107,16 @@ def test_the_dialog_offers_lanes_tracks_and_clips_as_controls(window, shared):
                                "melody": {"source": f"track:{track.id}", "strength": 1.0}}
     get_task("inpaint").resolve(req)
     dlg.deleteLater()
+
+
+def test_the_inspector_shows_each_takes_adherence(window):
+    from ui.inspector import adherence_lines
+
+    prov = {"output": "take2", "extra": {
+        "adherence": {"melody": {"metric": "accuracy", "value": 0.8, "takes": {"take1": 0.7, "take2": 0.9}},
+                      "dynamics": {"metric": "pearson_r", "value": 0.97, "takes": {"take1": 0.97, "take2": None}}},
+        "adherence_unguided": {"melody": {"value": 0.3, "takes": {"take1": 0.2, "take2": 0.4}}}}}
+    assert adherence_lines(prov) == [("Melody accuracy", "0.90 (without the control: 0.40)")]
+    prov["output"] = "take1"
+    assert adherence_lines(prov) == [("Melody accuracy", "0.70 (without the control: 0.20)"),
+                                     ("Dynamics r", "0.97")]
