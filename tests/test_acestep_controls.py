@@ -78,8 +78,8 @@ def _music(seconds, sr=SR, seed=0):
 def test_each_control_lowers_its_loss_for_five_seeds(engine, model_dir, values, kind):
     """Generate 2 s, 5 variations (seeds 100..104) with one control over the whole take and
     ``compare_unguided``: every take's loss against the control is lower with guidance than
-    without at the same seed (default settings: turbo's 8 steps, steps 3 and 5 guided, 2
-    nudges each). The unguided numbers are those of a plain job at the same seeds."""
+    without at the same seed (default settings: turbo's 8 steps, step 5 guided with 2
+    nudges). The unguided numbers are those of a plain job at the same seeds."""
     n = 2 * SR
     vals = values[kind][..., :1 + n // HOP]
     spec = GenerateSpec(engine_id="acestep", model_path=model_dir, frames=n, sample_rate=SR, seed=100, variations=5,
@@ -100,8 +100,8 @@ def test_each_control_lowers_its_loss_for_five_seeds(engine, model_dir, values, 
     assert adh["strength"] == 1.0 and all(f > 0 for f in adh["frames"].values())
     assert x["controls_applied"] == [kind] and x["controls_ignored"] == []
     g = x["control_guidance"]
-    assert g["guided_steps"] == [2, 4] and g["inner_steps"] == 2 and g["controls"] == [kind]
-    assert len(g["loss_per_step"]) == 2 and g["decoder_frames"]["frames_grad"] > 0
+    assert g["guided_steps"] == [4] and g["inner_steps"] == 2 and g["controls"] == [kind]
+    assert len(g["loss_per_step"]) == 1 and g["decoder_frames"]["frames_grad"] > 0
     # the provenance measured the real takes, and "unguided" is the plain job at the same seeds
     (c,) = G.parse_controls({kind: _ctl(kind, vals)}, SR)
     assert G.control_loss(res.outputs["take3"], SR, c) == pytest.approx(guided["take3"], abs=2e-6)
@@ -151,7 +151,7 @@ def test_inpaint_with_controls_bars_3_to_4(engine, model_dir, values, monkeypatc
         outside[region[0]:region[1]] = False
         assert np.array_equal(full[:, outside], song[:, outside])
     # the guidance's updates: only latent frames 50 - 12 .. 100 + 12 (25 frames a second)
-    assert len(updates) == 2
+    assert len(updates) == 1
     touched = np.nonzero(np.logical_or.reduce(updates))[0]
     assert touched.size > 30 and touched.min() >= 50 - MARGIN and touched.max() < 100 + MARGIN
     x = guided_res.provenance.extra
@@ -264,7 +264,7 @@ def test_guided_generate_on_cuda_bf16(model_dir, values):
                                variations=2, controls={"dynamics": _ctl("dynamics", values["dynamics"][:1 + n // HOP])},
                                params={"compare_unguided": True}))
     x = res.provenance.extra
-    assert np.isfinite(res.outputs["take1"]).all() and x["control_guidance"]["guided_steps"] == [2, 4]
+    assert np.isfinite(res.outputs["take1"]).all() and x["control_guidance"]["guided_steps"] == [4]
     for name in ("take1", "take2"):
         assert x["control_loss"]["dynamics"][name] < x["control_loss_unguided"]["dynamics"][name]
     e.unload()

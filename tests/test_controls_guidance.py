@@ -159,8 +159,9 @@ def test_parse_controls_maps_the_studio_format_to_job_seconds():
 
 def test_default_schedule_and_bad_configs():
     cfg = G.GuidanceConfig()
-    assert cfg.active_steps(8) == [2, 4]  # turbo's 8 steps: steps 3 and 5 (1-based)
-    assert cfg.active_steps(32) == list(range(8, 24, 2))
+    assert cfg.active_steps(8) == [4]  # turbo's 8 steps: step 5 (1-based), t = 0.75
+    assert cfg.active_steps(32) == [16, 18, 20, 22]
+    assert G.GuidanceConfig(start=0.25).active_steps(8) == [2, 4]
     assert G.GuidanceConfig(start=0, end=1, every=1).active_steps(4) == [0, 1, 2, 3]
     assert G.GuidanceConfig(inner_steps=0).active_steps(8) == []
     for kw in ({"start": 1.5}, {"start": 0.8, "end": 0.5}, {"every": 0}, {"step_size": -1.0}, {"rhythm_loss": "l1"}):

@@ -38,16 +38,23 @@ ISMIR 2024, arXiv:2405.20289):
 * **defaults** (:class:`GuidanceConfig`): DITTO and DITTO-2 spend the optimisation budget
   on a few well-normalised steps rather than on many small ones, and training-free
   guidance acts best in the middle of the schedule: the first steps only set the coarse
-  noise level, and the last ones can't move the content any more. Guidance acts on the
-  steps from 25 % to 75 % of the schedule, every 2nd step, with 2 normalised nudges each
-  (the default 8-step turbo schedule: steps 3 and 5, 4 decoder gradients in all).
+  noise level (what they are told is mostly redrawn by the steps after), and the last ones
+  can't move the content any more. Guidance acts on every 2nd step from 50 % to 75 % of
+  the schedule, with 2 normalised nudges each: on ACE-Step turbo's 8 steps that is step 5
+  (t = 0.75), 2 decoder gradients in all, which keeps a guided job under 3 unguided ones
+  on the CPU (``benchmarks/control_overhead.py``: a decoder gradient costs about five VAE
+  decodes, and a VAE decode about one DiT step); on the 32 steps of base models, steps
+  17, 19, 21 and 23. Of the ways to spend 2 decoder gradients on the tiny test model, one
+  step with 2 nudges at t = 0.75 lowered the losses most (steps 3 and 5 with one nudge
+  each, or step 3 with two, less: what early steps are told is partly undone).
 
 Memory: the crop is decoded in tiles. A first pass decodes the whole crop without a graph
 (the features see their full context), the per-control gradient of the losses with
 respect to that audio is taken (cheap), and each tile is then decoded again with a graph
 (the decoder is expected to checkpoint its blocks) and back-propagated with its slice of
 the audio gradient. Tiles overlap by at least the decoder's receptive field, so the
-latent gradient is the untiled one (tested); peak memory is one tile's.
+latent gradient is the untiled one (tested); peak memory is one tile's. A crop that fits
+one tile is decoded once, with its graph.
 
 Shapes: latents ``(batch, frames, channels)`` at ``fps`` frames per second; audio
 ``(batch, channels, frames * hop)`` at ``rate`` Hz. Times of a :class:`Control` are
@@ -86,8 +93,6 @@ FEATURE_HOP = 512
 DB_SCALE = 10.0
 """Dynamics errors are measured in units of 10 dB (so the loss is O(1))."""
 
-_EPS = 1e-12
-
 
 # --------------------------------------------------------------------------- configuration
 
@@ -102,8 +107,10 @@ class GuidanceConfig:
         every: on every ``every``-th of those steps, from the first.
         inner_steps: normalised gradient nudges of the clean-latent estimate per guided step.
         step_size: size of one nudge: the root mean square of the change, per latent value,
-            as a fraction of the estimate's own root mean square over the frames it covers
-            (times the largest control strength).
+            as a fraction of the estimate's own root mean square over the frames it covers,
+            times the largest control strength and times the step's time ``t`` (nudges shrink
+            as the sampler nears the clean audio, where the estimate is sharp and a large
+            fixed step would overshoot).
         precise: also optimise the initial noise before sampling (DITTO; slower).
         precise_steps: normalised gradient steps on the initial noise in precise mode.
         rhythm_loss: ``"mse"`` or ``"bce"``.
@@ -111,11 +118,11 @@ class GuidanceConfig:
             decoder's receptive field is about 9 frames in ACE-Step's VAE).
     """
 
-    start: float = 0.25
+    start: float = 0.5
     end: float = 0.75
     every: int = 2
     inner_steps: int = 2
-    step_size: float = 0.2
+    step_size: float = 0.3
     precise: bool = False
     precise_steps: int = 4
     rhythm_loss: str = "mse"
@@ -407,6 +414,9 @@ def control_loss(audio: np.ndarray, sample_rate: int, control: Control, offset_s
 
     Returns:
         The loss, or None when the take and the control's range don't meet.
+
+    Raises:
+        ValueError: empty or non-finite audio (:mod:`engines.features`).
     """
     import torch
 
@@ -444,6 +454,9 @@ def adherence(audio: np.ndarray, sample_rate: int, control: Control, offset_s: f
         from the target); ``frames``: feature frames (rhythm: target onsets) it is taken
         over. ``value`` is None where the take and the range don't meet, or where the
         metric is undefined (a constant curve, no target onsets).
+
+    Raises:
+        ValueError: empty or non-finite audio (:mod:`engines.features`).
     """
     from engines import features as F
 
@@ -500,7 +513,8 @@ class GuidanceTrace:
     """What guidance did in one run (provenance and tests).
 
     Attributes:
-        steps: per guided step ``{"index", "t", "loss": {kind: [per row, per nudge]}}``.
+        steps: per guided step ``{"index", "t", "loss": {kind: [[one per row] per nudge]}}``
+            (the loss of the clean-latent estimate before each nudge).
         touched: latent frames (``(frames,)`` bool) any update changed.
         precise_loss: ``{kind: [per row]}`` per noise-optimisation step (precise mode).
         decoder_passes: latent frames decoded with and without a graph (cost).
@@ -528,10 +542,10 @@ class ControlGuide:
             it (at least the decoder's receptive field); ``tile <= 0`` = untiled.
         allowed: ``(frames,)`` bool where the sampler may change the latents (repainting:
             the windows); None = everywhere. Loss frames and updates stay inside it.
-        check: called between decoder passes (cancel).
+        check: called between decoder passes (cancel; whatever it raises goes through).
 
-    Raises:
-        InvalidJob: no control meets the timeline (all outside the generated span).
+    Controls whose range misses the timeline (or the windows) are listed in ``skipped`` and
+    left out; :attr:`active` is False when none is left.
     """
 
     def __init__(self, controls: list[Control], config: GuidanceConfig, *, decode: Decoder, frames: int, hop: int,
@@ -616,6 +630,17 @@ class ControlGuide:
         for crop in self.crops:
             zc = z[:, crop.c0:crop.c1]
             bounds = self._bounds(crop.c1 - crop.c0)
+            if len(bounds) == 1:  # one tile: one pass, its graph kept while the losses are taken
+                self._tick()
+                with torch.enable_grad():
+                    zt = zc.detach().requires_grad_(True)
+                    out = self.decode(zt).float()
+                self.trace.decoder_passes["frames_grad"] += crop.c1 - crop.c0
+                g_audio = self._audio_grad(crop, out.detach(), losses)
+                out.backward(g_audio)
+                grad[:, crop.c0:crop.c1] += zt.grad.float()
+                del out, zt
+                continue
             with torch.no_grad():
                 parts = []
                 for ws, we, cs, ce in bounds:
@@ -624,16 +649,8 @@ class ControlGuide:
                     self.trace.decoder_passes["frames_no_grad"] += we - ws
                 audio = torch.cat(parts, dim=-1)
                 del parts
-            g_audio = torch.zeros_like(audio)
-            leaf = audio.detach().requires_grad_(True)
-            with torch.enable_grad():
-                for c, target, mask in crop.items:
-                    loss = feature_loss(c.kind, leaf, self.rate, target, mask, rhythm_loss=self.config.rhythm_loss)
-                    g, = torch.autograd.grad(loss.sum(), leaf)
-                    rms = g.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-20)
-                    g_audio += (c.strength / self.strength) * g / rms
-                    losses[c.kind] = loss.detach().float().cpu()
-            del leaf, audio
+            g_audio = self._audio_grad(crop, audio, losses)
+            del audio
             for ws, we, cs, ce in bounds:
                 self._tick()
                 with torch.enable_grad():
@@ -644,6 +661,22 @@ class ControlGuide:
                 self.trace.decoder_passes["frames_grad"] += we - ws
                 del out, zt
         return losses, grad
+
+    def _audio_grad(self, crop: _Crop, audio: Any, losses: dict[str, Any]) -> Any:
+        """The weighted, per-control normalised gradient of the crop's losses with respect to
+        its audio ``(batch, channels, samples)``; the losses go into ``losses``."""
+        import torch
+
+        g_audio = torch.zeros_like(audio)
+        leaf = audio.detach().requires_grad_(True)
+        with torch.enable_grad():
+            for c, target, mask in crop.items:
+                loss = feature_loss(c.kind, leaf, self.rate, target, mask, rhythm_loss=self.config.rhythm_loss)
+                g, = torch.autograd.grad(loss.sum(), leaf)
+                rms = g.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-20)
+                g_audio += (c.strength / self.strength) * g / rms
+                losses[c.kind] = loss.detach().float().cpu()
+        return g_audio
 
     def _tick(self) -> None:
         if self.check is not None:

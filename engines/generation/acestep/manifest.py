@@ -95,7 +95,7 @@ _ACESTEP_PARAMS: dict[str, Any] = {
 }
 
 _CONTROLS: dict[str, Any] = {
-    "control_from": {"type": "number", "default": 0.25, "minimum": 0.0, "maximum": 1.0, "title": "Controls steer from",
+    "control_from": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0, "title": "Controls steer from",
                      "description": "Melody, dynamics and rhythm controls: the point of the generation (0 = the "
                                     "first step, 1 = the end) from which they steer the music. The middle of the "
                                     "generation is where steering works best."},
