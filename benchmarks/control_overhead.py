@@ -7,7 +7,7 @@ the real 48 kHz Oobleck VAE), with the repeated layers tied so that it fits a 6 
 on the CPU; every layer still runs at full width.
 
 One process, the same weights, prompt, lyrics, seed and settings (the engine's defaults:
-turbo's 8 steps; controls steer step 5 with 2 nudges), in this order:
+turbo's 8 steps; controls steer step 5 with one nudge), in this order:
 
 1. unguided: ``AceStepEngine.run`` of a ``--seconds`` generate, 1 variation;
 2. guided: the same job with melody, dynamics and rhythm controls over the whole take

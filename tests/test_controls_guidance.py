@@ -301,7 +301,8 @@ def test_oracle_guidance_alone_drives_audio_to_real_targets(shared, kind, metric
     controls = G.parse_controls({kind: control(kind, vals[kind])}, SR)
     frames = 100
     decode = SynthDecoder()
-    guide = G.ControlGuide(controls, G.GuidanceConfig(start=0.0, end=1.0, every=1), decode=decode, frames=frames,
+    guide = G.ControlGuide(controls, G.GuidanceConfig(start=0.0, end=1.0, every=1, inner_steps=2), decode=decode,
+                           frames=frames,
                            hop=1920, rate=48000, timeline_start_s=0.0, tile=50, overlap=12)
     pipe = type("Oracle", (), {"transformer": _ZeroVelocity(),
                                "scheduler": FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)})()

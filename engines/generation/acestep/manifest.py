@@ -105,9 +105,10 @@ _CONTROLS: dict[str, Any] = {
     "control_every": {"type": "integer", "default": 2, "minimum": 1, "maximum": 50, "title": "Steer every N steps",
                       "description": "Controls: steer on every N-th step between those points (1 = every step: "
                                      "follows the controls more closely, slower)."},
-    "control_nudges": {"type": "integer", "default": 2, "minimum": 0, "maximum": 10, "title": "Nudges per step",
-                       "description": "Controls: how many small corrections each steering step makes (each one "
-                                      "decodes the controlled part of the audio once; 0 = measure only)."},
+    "control_nudges": {"type": "integer", "default": 1, "minimum": 0, "maximum": 10, "title": "Nudges per step",
+                       "description": "Controls: how many small corrections each steering step makes. Each one "
+                                      "costs about five decodes of the controlled part of the audio: 2 or 3 follow "
+                                      "the controls more closely, slower; 0 = measure only."},
     "control_step_size": {"type": "number", "default": 0.3, "minimum": 0.0, "maximum": 2.0,
                           "title": "Nudge size",
                           "description": "Controls: how far one correction moves the music. Each control's own "
