@@ -29,15 +29,15 @@ def test_convert_voice_from_the_library_lands_as_a_take(tmp_path, shared, voice_
     assert main(["import", str(bundle), str(shared / "audio" / "lmms_flute01.ogg")]) == 0
     capsys.readouterr()
     before = load_project(bundle).tracks[0]
-    code = main(["convert-voice", str(bundle), "--track", "1", "--start", "0.25", "--end", "1.25", "--voice", "Ada",
+    code = main(["convert-voice", str(bundle), "--track", "1", "--start", "0.25", "--end", "0.75", "--voice", "Ada",
                  "--transpose", "12", "--model-path", str(embedder), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     p = load_project(bundle)
     (group,) = p.tracks[0].take_groups
-    assert (group.start, group.end) == (12000, 60000)
+    assert (group.start, group.end) == (12000, 36000)
     take = group.takes[0]
     item = p.media[take.clips[0].media_id]
-    assert item.frames == 48000 and item.sample_rate == 48000
+    assert item.frames == 24000 and item.sample_rate == 48000
     assert take.provenance["voice"] == "Ada" and take.provenance["engine_id"] == "rvc"
     assert take.provenance["conditioning"]["transpose"] == 12.0
     assert p.tracks[0].clips == before.clips  # the source clip is untouched
