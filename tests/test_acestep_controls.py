@@ -282,10 +282,10 @@ def test_guided_generate_on_cuda_bf16(model_dir, values):
     e.load("cuda:0", "bfloat16")
     n = 2 * SR
     res = _run(e, GenerateSpec(engine_id="acestep", model_path=model_dir, frames=n, sample_rate=SR, seed=4,
-                               variations=2, controls={"dynamics": _ctl("dynamics", values["dynamics"][:1 + n // HOP])},
-                               params={"compare_unguided": True}))
+                               variations=2, controls={"rhythm": _ctl("rhythm", values["rhythm"][:1 + n // HOP])},
+                               params={"compare_unguided": True, "control_nudges": 2}))
     x = res.provenance.extra
     assert np.isfinite(res.outputs["take1"]).all() and x["control_guidance"]["guided_steps"] == [4]
     for name in ("take1", "take2"):
-        assert x["control_loss"]["dynamics"][name] < x["control_loss_unguided"]["dynamics"][name]
+        assert x["control_loss"]["rhythm"][name] < x["control_loss_unguided"]["rhythm"][name]
     e.unload()

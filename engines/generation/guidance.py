@@ -16,39 +16,40 @@ ISMIR 2024, arXiv:2405.20289):
   class under a log-softmax of the generated chromagram; dynamics: the mean squared error
   of the generated loudness curve in dB against the target (offset-free: the engines set
   the absolute level afterwards with peak or loudness normalisation, so the shape is what
-  a guidance step can keep); rhythm: the target's onsets drawn as 12 ms Gaussian bumps
-  (Music ControlNet's beat activation, ``engines.features.rhythm_curves``) against the
-  generated onset envelope smoothed the same way, by the mean squared error of the
-  standardised curves (or a binary cross-entropy). Features are :mod:`engines.features`' torch twins, which agree
-  with the numpy functions the studio builds the targets with.
+  a guidance step can keep); rhythm: the target's onsets drawn as Gaussian bumps, like
+  Music ControlNet's beat activation (``engines.features.rhythm_curves`` draws them 50 ms
+  wide, 12 ms here: :data:`RHYTHM_SIGMA_S`), against the generated onset envelope smoothed
+  the same way, by the mean squared error of the standardised curves (or a binary
+  cross-entropy). Features are :mod:`engines.features`' torch twins, which agree with the
+  numpy functions the studio builds the targets with.
 * **the guided step** (:meth:`ControlGuide.step`): at the chosen steps the clean-latent
   estimate of flow matching, ``x0 = x_t - t * v``, is decoded (only the crop the controls
   cover, plus a decoder margin), the losses are taken on the audio and their gradient
   brought back to the latents; ``x0`` moves ``inner_steps`` times along the normalised
   negative gradient while the noise estimate ``eps = x_t + (1 - t) * v`` is kept, and the
   step continues from the pair (the update of "manifold preserving" guidance: He et al.,
-  ICLR 2024, on a flow sampler). This is DITTO-2's surrogate (optimise through the
-  model's one-step clean estimate, which distilled "turbo" models make good) applied inside
+  ICLR 2024, on a flow sampler). Like DITTO-2's surrogate, it optimises through the
+  model's one-step clean estimate (which distilled "turbo" models make good), here inside
   the schedule; the gradient does not go through the denoiser, which keeps a guided step
   to a few decoder passes.
 * **precise mode** (:meth:`ControlGuide.optimise_start`): DITTO's own idea, optimising the
   initial noise latent ``x_T``; with DITTO-2's one-step surrogate the loss of
   ``decode(x_T - t_0 * model(x_T, t_0))`` is minimised by normalised gradient steps
   through the model before sampling starts (the per-step guidance then runs as usual).
-* **defaults** (:class:`GuidanceConfig`): DITTO and DITTO-2 spend the optimisation budget
-  on a few well-normalised steps rather than on many small ones, and training-free
-  guidance acts best in the middle of the schedule: the first steps only set the coarse
-  noise level (what they are told is mostly redrawn by the steps after), and the last ones
-  can't move the content any more. Guidance acts on every 2nd step from 50 % to 75 % of
-  the schedule, with one normalised nudge each: on ACE-Step turbo's 8 steps that is step 5
-  (t = 0.75), one decoder gradient in all; on the 32 steps of base models, steps 17, 19,
-  21 and 23. That is what the budget allows: a guided job may cost 3 unguided ones
-  (issue 14), and on the CPU a decoder gradient costs about five VAE decodes, a VAE decode
-  three distilled DiT steps (``benchmarks/control_overhead.py``: 2 nudges on turbo cost
-  x3.2 an unguided 10 s job). More nudges (``inner_steps``), steps (``every``) or precise
-  mode buy closer adherence at that price. Spending the same decoder gradients on the tiny
-  test model, the steps at t = 0.75 lowered the losses most (t = 0.9 and 0.75 with one
-  nudge each, or t = 0.9 with two, less: what early steps are told is partly undone).
+* **defaults** (:class:`GuidanceConfig`): guidance acts in the middle of the schedule (the
+  first steps only set the coarse noise level, and what they are told is mostly redrawn by
+  the steps after; the last ones can't move the content any more), with a few normalised
+  steps rather than many small ones, as DITTO and DITTO-2 do. The numbers are ours: every
+  2nd step from 50 % to 75 % of the schedule, one nudge each, a nudge 0.3 of the
+  estimate's RMS times ``t``. On ACE-Step turbo's 8 steps that is step 5 (t = 0.75), one
+  decoder gradient in all; on the 32 steps of base models, steps 17, 19, 21 and 23. That
+  is what the budget allows: a guided job may cost 3 unguided ones (issue 14), and on the
+  CPU a decoder gradient costs about five VAE decodes, a VAE decode about three distilled
+  DiT steps (``benchmarks/control_overhead.py``: 2 nudges on turbo cost x3.2 an unguided
+  10 s job). More nudges (``inner_steps``), steps (``every``) or precise mode buy closer
+  adherence at that price. Spending the same decoder gradients on the tiny test model,
+  the step at t = 0.75 lowered the losses most (t = 0.9 and 0.75 with one nudge each, or
+  t = 0.9 with two, less: what early steps are told is partly undone).
 
 Memory: the crop is decoded in tiles. A first pass decodes the whole crop without a graph
 (the features see their full context), the per-control gradient of the losses with

@@ -8,7 +8,7 @@
   only their input for the backward pass (a third of what autograd keeps).
 * :func:`frozen`: no parameter gradients while guiding (only the latents need one: a
   backward pass through a convolution then skips its weight gradient, about half the cost).
-* :func:`config_from_params`: the engine parameters (``manifest._CONTROL_PARAMS``) as a
+* :func:`config_from_params`: the engine parameters (``manifest._CONTROLS``) as a
   :class:`~engines.generation.guidance.GuidanceConfig`.
 * :func:`build_guide`, :func:`step_hook`, :func:`start_hook`, :func:`chain`: the guide for
   one sampling run and its adapters to :mod:`engines.generation.acestep.sampler`'s hooks.
