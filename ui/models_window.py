@@ -1,12 +1,87 @@
 """The models window: every model record with its engine, licence, size and status;
 download with progress (in a worker thread, reported through queued signals), import from
-a folder, remove. Uses :class:`engines.models.ModelManager`."""
+a folder, remove. Uses :class:`engines.models.ModelManager`.
+
+Above the table, a guide in plain words (:func:`model_guide`): what works with nothing to
+download, which models each kind of job needs and their sizes, and that nothing is
+downloaded until the musician presses Download (on a first run: that nothing has been)."""
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                              QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 COLUMNS = ["Model", "Engine", "Licence", "Size", "Status", "Source"]
+
+GUIDE_GROUPS = [
+    ("Separate stems", ("separate",)),
+    ("Transcribe to MIDI", ("transcribe",)),
+    ("Tempo, beats, key and melody", ("analyze",)),
+    ("Generate, extend, inpaint, add a stem, restyle", ("generate", "extend", "inpaint", "add_stem", "restyle")),
+    ("Convert a voice", ("convert_voice",)),
+]
+"""The guide's lines: a musician's name for a kind of job, and the engine tasks it covers."""
+GUIDE_LISTED = 3
+"""Downloadable models named per line; the rest are counted ("+N more in the table")."""
+
+
+def _size_text(rec) -> str:
+    from engines.models import human_size
+
+    if rec.builtin:
+        return "built-in"
+    return human_size(rec.size) if rec.size else "size on the Hub"
+
+
+def model_guide(records, status) -> str:
+    """The guide above the table, as rich text: per kind of job, the built-in models that
+    work now and the downloadable ones with their sizes (and which are installed).
+
+    Args:
+        records: the model records shown (:attr:`ModelManager.records`).
+        status: ``status(record) -> str`` ("built-in", "installed", "missing", "partial").
+    """
+    from html import escape
+
+    from engines.registry import list_engines
+
+    def state(r) -> str:
+        try:
+            return status(r)
+        except Exception:
+            return "unknown"
+
+    downloadable = [r for r in records if not r.builtin]
+    first_run = not any(state(r) == "installed" for r in downloadable)
+    lines = []
+    try:
+        engines = list_engines()
+    except Exception:
+        engines = []
+    by_id = {r.id: r for r in records}
+    for title, tasks in GUIDE_GROUPS:
+        ids: list[str] = []
+        for e in engines:
+            if set(tasks) & set(e.tasks):
+                ids += [i for i in e.models if i in by_id] + [r.id for r in records if r.engine == e.id]
+        recs = [by_id[i] for i in dict.fromkeys(ids)]
+        if not recs:
+            continue
+        builtin = [r for r in recs if r.builtin]
+        more = sorted((r for r in recs if not r.builtin), key=lambda r: not r.size)  # known sizes first
+        parts = []
+        if builtin:
+            parts.append("works now with " + ", ".join(escape(r.id) for r in builtin) + " (built-in)")
+        if more:
+            named = [f"{escape(r.id)} ({_size_text(r)}{', installed' if state(r) == 'installed' else ''})"
+                     for r in more[:GUIDE_LISTED]]
+            extra = f", +{len(more) - GUIDE_LISTED} more in the table" if len(more) > GUIDE_LISTED else ""
+            parts.append(("better with" if builtin else "needs a download") + ": " + ", ".join(named) + extra)
+        lines.append(f"<b>{escape(title)}</b>: " + "; ".join(parts) + ".")
+    intro = ("Nothing has been downloaded yet, and nothing will be until you choose. " if first_run else "")
+    return (f"<p>{intro}Each AI engine needs a model. Built-in models work now, offline. Any other model is "
+            "downloaded only when you select it and press <b>Download</b> (or bring its files with "
+            "<b>Import from Folder…</b>). Check its licence first: some forbid commercial use.</p>"
+            + "<br>".join(lines))
 
 
 class ModelsWindow(QDialog):
@@ -19,8 +94,11 @@ class ModelsWindow(QDialog):
 
         self.manager = manager or ModelManager(setting=load_settings().models_dir)
         self.setWindowTitle("Models")
-        self.resize(860, 380)
+        self.resize(900, 560)
         lay = QVBoxLayout(self)
+        self.guide = QLabel(self)
+        self.guide.setWordWrap(True)
+        lay.addWidget(self.guide)
         self.where = QLabel(f"Models folder: {self.manager.root}", self)
         self.where.setStyleSheet("color:#9aa0a8;")
         lay.addWidget(self.where)
@@ -50,18 +128,17 @@ class ModelsWindow(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read every record's status."""
-        from engines.models import human_size
-
+        """Re-read every record's status (the table and the guide above it)."""
         self.records = self.manager.records
+        self.guide.setText(model_guide(self.records, self.manager.status))
         self.table.setRowCount(len(self.records))
         for i, r in enumerate(self.records):
             try:
                 status = self.manager.status(r)
             except Exception as exc:
                 status = f"unknown ({exc})"
-            for j, v in enumerate([r.title or r.id, r.engine, r.licence, human_size(r.size) if r.size else "—",
-                                   status, r.source]):
+            for j, v in enumerate([r.title or r.id, r.engine, r.licence, "—" if r.builtin else _size_text(r), status,
+                                   r.source]):
                 self.table.setItem(i, j, QTableWidgetItem(str(v)))
         self.table.resizeColumnsToContents()
 

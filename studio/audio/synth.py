@@ -18,20 +18,27 @@ SoundFont lookup (:func:`find_soundfont`), first hit wins:
 1. the environment variable ``SEED_STUDIO_SOUNDFONT``;
 2. the ``soundfont`` key of the settings (:func:`studio.io.settings.load_settings`);
 3. ``<platformdirs.user_data_dir("seed-studio")>/soundfonts/*.sf2`` (or ``*.sf3``);
-4. the usual system locations (:data:`SYSTEM_SOUNDFONT_PATHS`: Debian/Ubuntu
+4. in the desktop bundle (a frozen app), the SoundFont it ships in
+   ``<bundle>/soundfonts/`` (:func:`bundled_soundfont_dir`);
+5. the usual system locations (:data:`SYSTEM_SOUNDFONT_PATHS`: Debian/Ubuntu
    ``fluid-soundfont-gm``, Fedora, Arch ``soundfont-fluid``, Homebrew).
 
 An explicitly configured path (1 or 2) that does not exist is an error, not skipped.
+The desktop bundle also ships libfluidsynth: :func:`bundled_fluidsynth_library` finds it
+and pyfluidsynth loads that one instead of searching the system's libraries.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
+import ctypes.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import platformdirs
@@ -71,6 +78,58 @@ INSTALL_HINT = (
 def user_soundfont_dir() -> Path:
     """``<user data dir>/soundfonts``, where a musician can drop a GM .sf2 file."""
     return Path(platformdirs.user_data_dir("seed-studio")) / "soundfonts"
+
+
+def bundle_dir() -> Path | None:
+    """The folder holding a desktop bundle's own files (PyInstaller's ``sys._MEIPASS``),
+    or None when not running from a bundle (``sys.frozen`` unset)."""
+    if not getattr(sys, "frozen", False):
+        return None
+    return Path(getattr(sys, "_MEIPASS", None) or Path(sys.executable).resolve().parent)
+
+
+def bundled_soundfont_dir() -> Path | None:
+    """``<bundle>/soundfonts``, where the desktop bundle ships its GM SoundFont; None outside a bundle."""
+    base = bundle_dir()
+    return None if base is None else base / "soundfonts"
+
+
+FLUIDSYNTH_LIBRARY_GLOBS = ("libfluidsynth.so.*", "libfluidsynth.so", "libfluidsynth*.dylib",
+                            "libfluidsynth*.dll", "fluidsynth*.dll")
+"""File names of the FluidSynth library a bundle may ship (Linux, macOS, Windows)."""
+
+
+def bundled_fluidsynth_library() -> Path | None:
+    """The libfluidsynth shipped in the desktop bundle, or None (not a bundle, or none shipped)."""
+    base = bundle_dir()
+    if base is None or not base.is_dir():
+        return None
+    for pattern in FLUIDSYNTH_LIBRARY_GLOBS:
+        found = sorted(p for p in base.glob(pattern) if p.is_file())
+        if found:
+            return found[0]
+    return None
+
+
+@contextlib.contextmanager
+def _library_override(path: Path | None) -> Iterator[None]:
+    """While active, ``ctypes.util.find_library`` answers ``path`` for FluidSynth's names
+    (pyfluidsynth looks its library up that way at import); other names are unchanged."""
+    if path is None:
+        yield
+        return
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        if "fluidsynth" in name.lower():
+            return str(path)
+        return original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = original
 
 
 def _settings_soundfont() -> str | None:
@@ -113,6 +172,12 @@ def find_soundfont() -> Path:
             found = sorted(user_dir.glob(pattern))
             if found:
                 return found[0]
+    bundled = bundled_soundfont_dir()
+    if bundled is not None and bundled.is_dir():
+        for pattern in ("*.sf2", "*.sf3"):
+            found = sorted(bundled.glob(pattern))
+            if found:
+                return found[0]
     for cand in SYSTEM_SOUNDFONT_PATHS:
         p = Path(cand)
         if p.is_file():
@@ -123,7 +188,8 @@ def find_soundfont() -> Path:
 
 def _fluidsynth_module() -> Any:
     try:
-        import fluidsynth  # pyfluidsynth; loads libfluidsynth at import
+        with _library_override(bundled_fluidsynth_library()):
+            import fluidsynth  # pyfluidsynth; loads libfluidsynth at import
     except (ImportError, OSError) as exc:
         raise RenderError(
             "FluidSynth is not available to render MIDI tracks "
