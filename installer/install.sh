@@ -48,7 +48,10 @@ fi
 
 echo "== PyTorch ($TORCH_SPEC)"
 if ! "$PY" -c "import torch, sys; v=tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 6))" 2>/dev/null; then
-  "$PY" -m pip install --quiet "$TORCH_SPEC"
+  # SEED_STUDIO_TORCH may carry pip options: "torch==2.13.0 --index-url URL" with the URL of the
+  # CUDA wheels that pytorch.org's install selector names (README "Desktop bundle")
+  # shellcheck disable=SC2086
+  "$PY" -m pip install --quiet $TORCH_SPEC
 fi
 
 echo "== Seed Studio"
