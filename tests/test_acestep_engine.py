@@ -25,15 +25,7 @@ from tests.acestep_tiny import build_tiny_pipeline, save_tiny_model  # noqa: E40
 
 SR44, SR48 = 44100, 48000
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the tests are sized for one core (and two threads fight each other on
-    a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,7 @@ from engines.generation.musicgen.chroma import (
 from engines.generation.musicgen.model import MusicgenModel
 from tests.musicgen_tiny import TINY_CODEBOOK_SIZE, build_tiny_musicgen
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models on a shared machine: one thread avoids OpenMP barrier stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,7 @@ from tests.musicgen_tiny import TINY_HOP, TINY_SAMPLE_RATE, build_tiny_musicgen
 
 FP32 = {"cpu_bfloat16": False}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from engines.files import sha256_file  # noqa: E402
 from studio.cli import voices as voices_cli  # noqa: E402
 from studio.cli.main import PLUGIN_MODULES, main  # noqa: E402
 from studio.voices import CONSENT_REMINDER, ENV_VOICES_DIR, VoiceLibrary, VoiceLibraryError, default_voices_dir  # noqa: E402
-from tests.voice_tiny import checkpoint_dict, one_torch_thread, write_checkpoint  # noqa: E402,F401
+from tests.voice_tiny import checkpoint_dict, write_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ torch = pytest.importorskip("torch")
 
 from engines.voice.checkpoint import VoiceModelError, build_synthesizer, load_voice, read_checkpoint  # noqa: E402
 from engines.voice.rvc_models import SynthesizerTrnMs256NSFsid, SynthesizerTrnMs768NSFsid  # noqa: E402
-from tests.voice_tiny import (CONFIGS, SCHEMA_DIGESTS, checkpoint_dict, one_torch_thread,  # noqa: E402,F401
+from tests.voice_tiny import (CONFIGS, SCHEMA_DIGESTS, checkpoint_dict,  # noqa: E402
                               schema_digest, write_checkpoint)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

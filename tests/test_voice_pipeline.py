@@ -25,7 +25,9 @@ from engines.voice.embedder import ContentVec  # noqa: E402
 from engines.voice.pipeline import (ConversionOptions, chunk_cuts, convert, mix_rms,  # noqa: E402
                                     rms_envelope)
 from engines.voice.pitch import coarse_pitch, fcpe_f0, median_filter_f0, transpose_f0  # noqa: E402
-from tests.voice_tiny import one_torch_thread, write_checkpoint, write_embedder  # noqa: E402,F401
+from tests.voice_tiny import write_checkpoint, write_embedder  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

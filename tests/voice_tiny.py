@@ -20,8 +20,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 _MRF = ["1", [3, 7, 11], [[1, 3, 5], [1, 3, 5], [1, 3, 5]]]
 CONFIGS: dict[tuple[str, str], list[Any]] = {
     ("v2", "32k"): [513, 32, 192, 192, 768, 2, 6, 3, 0, *_MRF, [10, 8, 2, 2], 512, [20, 16, 4, 4], 109, 256, 32000],
@@ -46,18 +44,6 @@ SCHEMA_DIGESTS = {
 """(number of keys, schema digest) of RVC's synthesizer state dicts without ``enc_q``."""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread for a test module (import it there): the voice tests are sized for one
-    core, and on a shared machine more threads only contend."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def schema_digest(state: dict[str, Any]) -> tuple[int, str]:
     """``(len, sha256[:16])`` of the sorted ``name:[shape]`` lines of a state dict."""
     text = "\n".join(f"{k}:{list(v.shape)}" for k, v in sorted(state.items()))
@@ -72,7 +58,10 @@ def random_weights(version: str = "v2", sr: str = "40k", seed: int = 0, n_speake
     """
     import torch
 
-    from engines.voice.rvc_models import SynthesizerTrnMs256NSFsid, SynthesizerTrnMs768NSFsid
+    from engines.voice.rvc_models import (
+        SynthesizerTrnMs256NSFsid,
+        SynthesizerTrnMs768NSFsid,
+    )
 
     torch.manual_seed(seed)
     cfg = list(CONFIGS[(version, sr)])
