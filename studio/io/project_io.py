@@ -165,12 +165,9 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not allowed in a project file")
 
 
-def read_regular_file(path: Path, limit: int, what: str = "project file") -> bytes:
-    """The bytes of ``path``, refusing anything but a regular file of at most ``limit`` bytes.
-
-    A symbolic link, FIFO, device or folder is refused without reading (so ``/dev/zero``
-    or a pipe never hangs or fills memory); the file is opened without following links
-    and without blocking, and checked again on the open handle.
+def _check_regular_file(path: Path, limit: int, what: str) -> None:
+    """Refuse ``path`` unless, by ``os.lstat``, it is a regular file (no link, pipe, device
+    or folder) of at most ``limit`` bytes.
 
     Raises:
         ProjectError: missing, not a regular file, too large, or unreadable.
@@ -188,6 +185,19 @@ def read_regular_file(path: Path, limit: int, what: str = "project file") -> byt
     if st.st_size > limit:
         raise ProjectError(path, f"is {st.st_size} bytes, larger than the {limit // (1024 * 1024)} MiB limit "
                                  f"of a {what}")
+
+
+def read_regular_file(path: Path, limit: int, what: str = "project file") -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file of at most ``limit`` bytes.
+
+    A symbolic link, FIFO, device or folder is refused without reading (so ``/dev/zero``
+    or a pipe never hangs or fills memory); the file is opened without following links
+    and without blocking, and checked again on the open handle.
+
+    Raises:
+        ProjectError: missing, not a regular file, too large, or unreadable.
+    """
+    _check_regular_file(path, limit, what)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -379,19 +389,7 @@ def check_project_file(bundle: str | Path) -> Path:
     if not b.is_dir():
         raise ProjectError(b, "is not a project folder")
     path = b / PROJECT_FILE
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise ProjectError(path, "not found: this folder is not a Seed Studio project") from None
-    except OSError as exc:
-        raise ProjectError(path, f"can't be read ({exc.strerror or exc})") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise ProjectError(path, "is a symbolic link; a project file must be a regular file inside the project folder")
-    if not stat.S_ISREG(st.st_mode):
-        raise ProjectError(path, "is not a regular file (a pipe, device or folder); refusing to read it")
-    if st.st_size > MAX_PROJECT_JSON_BYTES:
-        raise ProjectError(path, f"is {st.st_size} bytes, larger than the {MAX_PROJECT_JSON_BYTES // (1024 * 1024)} "
-                                 "MiB limit of a project file")
+    _check_regular_file(path, MAX_PROJECT_JSON_BYTES, "project file")
     return path
 
 
