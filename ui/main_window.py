@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.timeline.canvas.clip_activated.connect(self._on_clip_activated)
         self.timeline.canvas.take_selected.connect(self._on_take_selected)
         self.timeline.canvas.drag_out_requested.connect(self._drag_out)
+        self.timeline.canvas.files_dropped.connect(self._on_files_dropped)
         self.timeline.playhead_moved.connect(self._on_playhead)
         self._build_docks()
         self.statusBar().showMessage("Ready")
@@ -463,8 +464,15 @@ class MainWindow(QMainWindow):
         if paths:
             self.import_files(paths)
 
-    def import_files(self, paths) -> list:
-        """Import audio/MIDI files as new tracks (one undo step per kind); an import that
+    def _on_files_dropped(self, paths: list, sample: int) -> None:
+        if self.doc is None:
+            self.statusBar().showMessage("Open or create a project first, then drop the files on it", 6000)
+            return
+        self.import_files(paths, start=sample)
+
+    def import_files(self, paths, start: int | None = None) -> list:
+        """Import audio/MIDI files as new tracks (one undo step per kind) at ``start``
+        (timeline samples; default: the playhead, as a DAW's insert marker); an import that
         stores more than :data:`studio.limits.LARGE_IMPORT_BYTES` is confirmed first."""
         from studio.limits import LARGE_IMPORT_BYTES
         from studio.media.importing import AUDIO_SUFFIXES, import_files, plan_import
@@ -481,9 +489,14 @@ class MainWindow(QMainWindow):
         ) != QMessageBox.StandardButton.Yes:
             return []
         notes: list[str] = []
-        tracks = self._run(import_files, self.doc.session, [str(p) for p in paths], notes=notes)
+        at = int(self.canvas.playhead if start is None else start)
+        tracks = self._run(import_files, self.doc.session, [str(p) for p in paths], start=at, notes=notes)
         if tracks:
-            self.statusBar().showMessage(" ".join([f"Imported {len(tracks)} track(s)."] + notes), 10000)
+            from ui.inspector import format_position
+
+            proj = self.doc.project
+            where = format_position(proj.tempo_map, proj.tempo_map.sample_to_tick(at, proj.sample_rate))
+            self.statusBar().showMessage(" ".join([f"Imported {len(tracks)} track(s) at {where}."] + notes), 10000)
             if len(self.doc.project.tracks) == len(tracks):
                 self.timeline.zoom_to_fit()
         return tracks or []

@@ -70,6 +70,8 @@ class ArrangeCanvas(QWidget):
         take_selected(str): a take lane was clicked (its id).
         playhead_moved(int): the musician clicked a new playhead position (samples).
         scrolled(): the horizontal geometry changed (zoom or scroll).
+        files_dropped(list, int): audio/MIDI files dragged in from outside the app
+            (local paths), and the snapped timeline sample where they were dropped.
     """
 
     selection_changed = pyqtSignal()
@@ -78,6 +80,7 @@ class ArrangeCanvas(QWidget):
     playhead_moved = pyqtSignal(int)
     scrolled = pyqtSignal()
     drag_out_requested = pyqtSignal(str)
+    files_dropped = pyqtSignal(list, int)
 
     def __init__(self, doc, geom: TimelineGeometry, parent=None):
         super().__init__(parent)
@@ -93,6 +96,7 @@ class ArrangeCanvas(QWidget):
         self.playhead = 0
         self.snap = True
         self.loop: tuple[int, int] | None = None
+        self.setAcceptDrops(True)
         self._drag: _Drag | None = None
         self.cache = TileCache()
         from ui.qt_bridge import PeaksLoader
@@ -567,6 +571,29 @@ class ArrangeCanvas(QWidget):
         p.fillRect(QRectF(x1, 0, 1, h), theme.SELECTION_EDGE)
 
     # -- mouse ----------------------------------------------------------------------------
+    # -- files dragged in --------------------------------------------------------------------
+
+    def dragEnterEvent(self, e) -> None:  # noqa: N802
+        from ui.timeline.file_drop import accepts
+
+        if accepts(e):
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def dragMoveEvent(self, e) -> None:  # noqa: N802
+        self.dragEnterEvent(e)
+
+    def dropEvent(self, e) -> None:  # noqa: N802
+        from ui.timeline.file_drop import accepts, importable_paths
+
+        if not accepts(e):
+            e.ignore()
+            return
+        e.acceptProposedAction()
+        sample = self._snap(max(0, self.geom.sample_at(e.position().x())))
+        self.files_dropped.emit(importable_paths(e.mimeData()), int(sample))
+
     def mousePressEvent(self, e) -> None:  # noqa: N802
         pos = e.position()
         x, y = pos.x(), pos.y()
