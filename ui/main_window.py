@@ -1051,11 +1051,13 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(1500, self._update_meters)
 
     def _update_meters(self) -> None:
-        """Move the mixer's meters to what playback measured since the last update."""
+        """Move the meters (mixer and track headers) to what playback measured since the last update."""
         pb = self.playback
         if pb is None:
             return
-        self.mixer.update_levels(pb.take_levels(), pb.overs)
+        levels, overs = pb.take_levels(), pb.overs
+        self.mixer.update_levels(levels, overs)
+        self.timeline.headers.update_levels(levels, overs)
 
     def _reset_over(self, key: str) -> None:
         if self.playback is not None:

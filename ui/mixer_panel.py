@@ -24,13 +24,10 @@ from PyQt6.QtWidgets import (QDial, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
                              QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from studio.audio.levels import gain_to_db
+from ui.meter_ballistics import METER_MIN_DB, MeterBallistics
 
-METER_MIN_DB = -60.0
-METER_MAX_DB = 6.0
 FADER_MIN_DB = -60.0
 FADER_MAX_DB = 12.0
-DECAY_DB_PER_TICK = 1.2
-"""Meter fall-back per update (about 36 dB/s at 30 updates a second)."""
 
 
 def _fmt_peak(db: float) -> str:
@@ -39,48 +36,38 @@ def _fmt_peak(db: float) -> str:
     return f"{db:+.1f}"
 
 
-class LevelMeter(QWidget):
+class LevelMeter(MeterBallistics, QWidget):
     """A vertical meter: the RMS as a filled bar, the peak as a bright line above it,
-    scaled from :data:`METER_MIN_DB` to :data:`METER_MAX_DB` dBFS with a red zone above 0.
-
-    Attributes:
-        peak_db, rms_db: what is drawn now (dBFS, falling back between readings).
-        hold_db: the highest peak read since :meth:`reset_hold` (dBFS).
+    scaled from :data:`~ui.meter_ballistics.METER_MIN_DB` to ``METER_MAX_DB`` dBFS with a
+    red zone above 0; the held peak as an amber line. Readings and fall-back:
+    :class:`ui.meter_ballistics.MeterBallistics` (``peak_db``, ``rms_db``, ``hold_db``).
     """
 
     def __init__(self, parent=None):
-        super().__init__(parent)
-        self.peak_db = -math.inf
-        self.rms_db = -math.inf
-        self.hold_db = -math.inf
+        QWidget.__init__(self, parent)
+        MeterBallistics.__init__(self)
         self.setFixedWidth(14)
         self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
 
     def set_levels(self, peak: float, rms: float) -> None:
         """A new reading, linear full-scale units (1.0 = 0 dBFS)."""
-        p, r = gain_to_db(peak), gain_to_db(rms)
-        self.peak_db = max(p, self.peak_db - DECAY_DB_PER_TICK)
-        self.rms_db = max(r, self.rms_db - DECAY_DB_PER_TICK)
-        self.hold_db = max(self.hold_db, p)
+        self.feed(peak, rms)
         self.update()
 
-    def fall(self) -> None:
+    def fall(self) -> bool:
         """No reading this tick: let the bar fall back."""
-        if self.peak_db == -math.inf and self.rms_db == -math.inf:
-            return
-        self.peak_db = self.peak_db - DECAY_DB_PER_TICK if self.peak_db > METER_MIN_DB else -math.inf
-        self.rms_db = self.rms_db - DECAY_DB_PER_TICK if self.rms_db > METER_MIN_DB else -math.inf
-        self.update()
+        changed = MeterBallistics.fall(self)
+        if changed:
+            self.update()
+        return changed
 
     def reset_hold(self) -> None:
-        self.hold_db = -math.inf
+        MeterBallistics.reset_hold(self)
         self.update()
 
     def _y(self, db: float) -> float:
-        h = self.height() - 2
-        f = (min(METER_MAX_DB, max(METER_MIN_DB, db)) - METER_MIN_DB) / (METER_MAX_DB - METER_MIN_DB)
-        return 1 + h * (1.0 - f)
+        return 1 + (self.height() - 2) * (1.0 - self.fraction(db))
 
     def paintEvent(self, e) -> None:  # noqa: N802
         p = QPainter(self)

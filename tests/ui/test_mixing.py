@@ -77,6 +77,11 @@ def test_meters_read_the_peak_of_a_known_sine_within_a_tenth_of_a_db(window, tmp
     master_tp = 20 * math.log10(0.5 + 0.5 * 10 ** (-6 / 20))
     assert mixer.master.meter.hold_db == pytest.approx(master_tp, abs=0.1)  # the master holds its true peak
     assert mixer.strips[a.id].readout.text() == "-6.0" and not mixer.strips[a.id].readout.over
+    # the track headers' meters read the same post-fader peaks
+    headers = window.timeline.headers.tracks
+    assert headers[a.id].level.hold_db == pytest.approx(20 * math.log10(0.5), abs=0.1)
+    assert headers[b.id].level.hold_db == pytest.approx(20 * math.log10(0.5) - 6.0, abs=0.1)
+    assert not headers[a.id].over and not headers[b.id].over
     assert not mixer.master.readout.over
 
 
@@ -90,6 +95,7 @@ def test_an_over_lights_the_indicator_until_clicked(window, tmp_path, qtbot):
     assert strip.readout.over and master.readout.over
     assert strip.meter.hold_db == pytest.approx(20 * math.log10(0.8) + 6.0, abs=0.1)
     assert window.playback.overs == {t.id, "master"}
+    assert window.timeline.headers.tracks[t.id].over  # the header's meter shows the over too
     master.readout.click()  # reset the master's indicator
     window._update_meters()
     assert not master.readout.over and strip.readout.over and window.playback.overs == {t.id}

@@ -11,6 +11,7 @@ from PyQt6.QtCore import QEvent, QRect, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
 from PyQt6.QtWidgets import QColorDialog, QInputDialog, QMenu, QToolTip, QWidget
 
+from ui.meter_ballistics import METER_MIN_DB, MeterBallistics
 from ui.timeline.lanes import Row
 from ui.timeline.tiles import painted_pixmap
 
@@ -33,10 +34,18 @@ _FILL = QColor("#7c8592")
 _HANDLE = QColor("#c8cbd0")
 _LANE_BG = QColor("#222428")
 _LANE_TEXT = QColor("#9aa0a8")
+_METER_BG = QColor("#141517")
+_METER_RMS = QColor("#3fb68b")
+_METER_PEAK = QColor("#b9f5d8")
+_METER_RED = QColor("#e5533d")
+METER_W = 5
+"""Width of the level meter at a track header's right edge, pixels."""
 
 
 class TrackHeader(QWidget):
-    """Header of one track row: colour strip, name, M and S buttons, gain and pan faders.
+    """Header of one track row: colour strip, name, M and S buttons, gain and pan faders,
+    and a level meter at the right edge (post-fader peak and RMS while playing, red on
+    top once the track went over full scale).
 
     Painted in one ``paintEvent`` (no child widgets), as DAWs draw their track controls:
     a header repaints in well under a millisecond, so scrolling, adding stem tracks and
@@ -70,6 +79,8 @@ class TrackHeader(QWidget):
         self._drag_from: tuple[float, float] = (0.0, 0.0)  # (x, value) at the press
         self._cache: QPixmap | None = None
         self._cache_key: tuple | None = None
+        self.level = MeterBallistics()
+        self.over = False
         self.setMouseTracking(False)
         self._fonts()
 
@@ -86,13 +97,14 @@ class TrackHeader(QWidget):
         left = 12 + 14 * self.depth
         top = 2 if self.compact else 4
         r: dict[str, QRect] = {}
-        r["solo"] = QRect(w - 6 - 18, top, 18, 16)
+        r["meter"] = QRect(w - 3 - METER_W, 3, METER_W, max(1, h - 6))
+        r["solo"] = QRect(r["meter"].left() - 5 - 18, top, 18, 16)
         r["mute"] = QRect(r["solo"].left() - 3 - 18, top, 18, 16)
         r["kind"] = QRect(r["mute"].left() - 3 - 28, top, 28, 16)
         r["name"] = QRect(left, top, max(0, r["kind"].left() - 3 - left), 16)
         if not self.compact and h >= top + self.ROW1_H + 16:
             y = top + self.ROW1_H + 3
-            r["pan"] = QRect(w - 6 - 46, y, 46, 14)
+            r["pan"] = QRect(r["meter"].left() - 5 - 46, y, 46, 14)
             r["gain_label"] = QRect(r["pan"].left() - 4 - 44, y, 44, 14)
             r["gain"] = QRect(left, y, max(10, r["gain_label"].left() - 4 - left), 14)
         return r
@@ -160,7 +172,43 @@ class TrackHeader(QWidget):
             self._cache_key = key
         p = QPainter(self)
         p.drawPixmap(0, 0, self._cache)
+        self._paint_meter(p)
         p.end()
+
+    def show_levels(self, peak: float | None, rms: float | None, over: bool) -> None:
+        """One meter reading of this track (linear full-scale units; None: nothing played
+        since the last one, the meter falls back); ``over``: it went above full scale."""
+        changed = over != self.over
+        self.over = over
+        if peak is None:
+            changed = self.level.fall() or changed
+        else:
+            self.level.feed(peak, rms or 0.0)
+            changed = True
+        if changed:
+            self.update(self.rects()["meter"].adjusted(-1, -1, 1, 1))
+
+    def _paint_meter(self, p: QPainter) -> None:
+        """The meter over the cached pixmap (it changes 30 times a second while playing;
+        the rest of the header does not)."""
+        r = QRectF(self.rects()["meter"])
+        p.fillRect(r, _METER_BG)
+        top, h = r.top(), r.height()
+
+        def y(db: float) -> float:
+            return top + h * (1.0 - self.level.fraction(db))
+
+        zero = y(0.0)
+        if self.level.rms_db > METER_MIN_DB:
+            yr = y(self.level.rms_db)
+            p.fillRect(QRectF(r.left(), yr, r.width(), r.bottom() - yr), _METER_RMS)
+            if yr < zero:
+                p.fillRect(QRectF(r.left(), yr, r.width(), zero - yr), _METER_RED)
+        if self.level.peak_db > METER_MIN_DB:
+            yp = y(self.level.peak_db)
+            p.fillRect(QRectF(r.left(), yp - 1, r.width(), 2), _METER_RED if self.level.peak_db > 0 else _METER_PEAK)
+        if self.over:
+            p.fillRect(QRectF(r.left(), top, r.width(), 3), _METER_RED)
 
     def _paint(self, p: QPainter) -> None:
         w, h = self.width(), self.height()
@@ -386,3 +434,11 @@ class HeaderColumn(QWidget):
             self.tracks.pop(k).deleteLater()
         for k in [k for k in self.lanes if k not in seen_l]:
             self.lanes.pop(k).deleteLater()
+
+    def update_levels(self, levels: dict[str, tuple[float, float, float]], overs: set[str]) -> None:
+        """One meter update of every track header: ``levels`` as
+        :meth:`ui.playback.PlaybackController.take_levels` gives them (track id ->
+        (peak, rms, true peak), linear), ``overs`` the ids that went over full scale."""
+        for tid, header in self.tracks.items():
+            lv = levels.get(tid)
+            header.show_levels(lv[0] if lv else None, lv[1] if lv else None, tid in overs)
