@@ -74,12 +74,17 @@ class Target:
         return (s if self.start is None else int(self.start)), (e if self.end is None else int(self.end))
 
     def describe(self, project: Any) -> str:
-        """``"'Drums', selection 0:04.000–0:12.500"`` for dialogs and job titles."""
+        """``"'Drums', selection 3.1.1 (0:04.000) – 7.1.1 (0:12.000)"`` for dialogs and job
+        titles: bar.beat.sixteenth on the project's tempo map, then minutes:seconds."""
+        from studio.model.timebase import PPQ
+
         sr = project.sample_rate
+        tm = project.tempo_map
 
         def fmt(x: int) -> str:
+            bar, beat, in_beat = tm.bar_beat_at(tm.sample_to_tick(x, sr))
             m, sec = divmod(x / sr, 60)
-            return f"{int(m)}:{sec:06.3f}"
+            return f"{bar + 1}.{beat + 1}.{int(round(in_beat)) // (PPQ // 4) + 1} ({int(m)}:{sec:06.3f})"
 
         names = []
         for tid in ([self.track_id] if self.track_id else []) + list(self.track_ids):
@@ -91,7 +96,7 @@ class Target:
         if self.regions:
             return f"{what}, {len(self.regions)} region(s)"
         if self.start is not None and self.end is not None:
-            return f"{what}, selection {fmt(int(self.start))}–{fmt(int(self.end))}"
+            return f"{what}, selection {fmt(int(self.start))} – {fmt(int(self.end))}"
         if self.start is not None:
             return f"{what} at {fmt(int(self.start))}"
         return f"{what}, whole track"
