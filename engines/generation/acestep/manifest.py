@@ -11,8 +11,8 @@ guidance distilled), ``ACE-Step/acestep-v15-base`` and ``ACE-Step/acestep-v15-sf
 APG, 30-60 steps; lego, complete and extract are trained on base). They are whole-repository
 snapshots (diffusers folders, :mod:`engines.hub`): the Hub gives the file list, sizes and
 sha256 at download time and the lock record pins the commit, which the engine writes into
-provenance. The records do not pin a revision yet (``_PENDING``): the commits were not
-findable offline.
+provenance. The records do not pin a revision yet (the commits were not findable offline): a
+download resolves ``main`` and its lock record pins the commit.
 """
 from __future__ import annotations
 
@@ -32,9 +32,6 @@ TRACK_NAMES: tuple[str, ...] = (
 
 DEFAULT_MODEL = "acestep-v15-xl-turbo"
 BASE_MODEL = "acestep-v15-base"
-
-_PENDING = ("Revision not pinned in this record yet (not findable offline): a download resolves 'main' and its "
-            "lock record pins the commit.")
 
 _SAMPLING: dict[str, Any] = {
     "steps": {"type": ["integer", "null"], "default": None, "minimum": 1, "maximum": 200, "title": "Steps",
@@ -154,18 +151,18 @@ MODELS: list[ModelRecord] = [
     ModelRecord(
         id=DEFAULT_MODEL, engine="acestep", title="ACE-Step 1.5 XL turbo (8 steps)", licence="MIT",
         hf_repo="ACE-Step/acestep-v15-xl-turbo-diffusers", revision=None, homepage=_HOME,
-        notes=f"{_PAPER} Guidance-distilled 4.7B DiT, 8 steps. {_PENDING}", sample_rate=MODEL_RATE,
+        notes=f"{_PAPER} Guidance-distilled 4.7B DiT, 8 steps.", sample_rate=MODEL_RATE,
     ),
     ModelRecord(
         id=BASE_MODEL, engine="acestep", title="ACE-Step 1.5 base (CFG, lego/complete/extract)", licence="MIT",
         hf_repo="ACE-Step/acestep-v15-base", revision=None, homepage=_HOME,
-        notes=f"{_PAPER} Base DiT with CFG/APG; needed for add-stem (lego, complete) and extract. {_PENDING}",
+        notes=f"{_PAPER} Base DiT with CFG/APG; needed for add-stem (lego, complete) and extract.",
         outputs=TRACK_NAMES, sample_rate=MODEL_RATE,
     ),
     ModelRecord(
         id="acestep-v15-sft", engine="acestep", title="ACE-Step 1.5 SFT (CFG, 30-60 steps)", licence="MIT",
         hf_repo="ACE-Step/acestep-v15-sft", revision=None, homepage=_HOME,
-        notes=f"{_PAPER} Supervised fine-tune of base; strongest lyric adherence. {_PENDING}",
+        notes=f"{_PAPER} Supervised fine-tune of base; strongest lyric adherence.",
         sample_rate=MODEL_RATE,
     ),
 ]
