@@ -116,6 +116,19 @@ def _holder_soon(bundle: Path) -> dict[str, Any]:
     return {}
 
 
+def _acquire_now(lock: Any) -> bool:
+    """One more non-blocking try at ``lock``, for when the holder left no record within
+    half a second: it has most likely finished (a clean release removes the record) or
+    died before writing one. True when the lock is ours now."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return False
+    return True
+
+
 class WriterLock:
     """This process's hold on one bundle's writer lock (see the module docstring).
 
@@ -206,12 +219,13 @@ def acquire(bundle: str | Path, wait: float | None | str = "default") -> WriterL
             lock.acquire(timeout=-1 if wait is None else max(0.0, float(wait)))
     except Timeout:
         holder = _holder_soon(b)
-        waited = "" if not wait else f" (waited {wait:g} s)"
-        err = ProjectLocked(
-            b, f"is open for writing by {describe_holder(holder)}{waited}. Only one program may change a "
-               "project at a time: close it there, then try again", holder)
-        err.hint = "on the command line, add --wait to wait for it instead"
-        raise err from None
+        if holder or not _acquire_now(lock):
+            waited = "" if not wait else f" (waited {wait:g} s)"
+            err = ProjectLocked(
+                b, f"is open for writing by {describe_holder(holder)}{waited}. Only one program may change a "
+                   "project at a time: close it there, then try again", holder)
+            err.hint = "on the command line, add --wait to wait for it instead"
+            raise err from None
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFull(b / LOCK_FILE, "the project is unchanged") from None
