@@ -64,7 +64,7 @@ start_s() {  # $1 = Qt platform; prints seconds from exec to the first painted w
   t0=$(date +%s.%N)
   paint=$(env HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_DATA_HOME="$home/.local/share" \
       XDG_CACHE_HOME="$home/.cache" QT_QPA_PLATFORM="$1" SEED_STUDIO_STARTUP_PROBE=1 \
-      timeout 180 "$B/seed-studio" 2>"$home/stderr" | sed -n 's/^first paint: //p' | head -n1) || true
+      timeout 180 "$B/seed-studio" 2>"$home/stderr" | awk 'sub(/^first paint: /, "") && !n++') || true
   if [ -z "$paint" ]; then echo "failed"; tail -n 5 "$home/stderr" >&2; rm -rf "$home"; return 0; fi
   rm -rf "$home"
   awk -v a="$t0" -v b="$paint" 'BEGIN { printf "%.2f", b - a }'
@@ -98,7 +98,8 @@ fi
 size_mb=$(du -sm "$B" | cut -f1)
 files=$(find "$B" -type f | wc -l)
 echo "== bundle: largest parts"
-du -sm "$B"/_internal/* 2>/dev/null | sort -rn | head -n 8 | awk '{printf "  %6d MB  %s\n", $1, $2}'
+# (no `head` in a pipeline: under pipefail the writer it cuts off would end the script with SIGPIPE)
+du -sm "$B"/_internal/* 2>/dev/null | sort -rn | awk 'NR <= 8 {printf "  %6d MB  %s\n", $1, $2}'
 archive=""
 if [ "${SEED_STUDIO_BUNDLE_ARCHIVE:-0}" = 1 ]; then
   version=$("$PY" -c "import studio; print(studio.__version__)")

@@ -94,7 +94,7 @@ run new "$M" > /dev/null
 run import "$M" "$SHARED/midi/blupi_music001.mid" > /dev/null
 run render "$M" "$WORK/midi.wav" --start 0 --end 10 2>"$WORK/render.err" | tee "$WORK/render.txt" || {
   tail -n 20 "$WORK/render.err"; fail "render"; }
-lufs=$(sed -n 's/.*loudness \(-\?[0-9.]*\) LUFS.*/\1/p' "$WORK/render.txt" | head -n1)
+lufs=$(sed -n 's/.*loudness \(-\?[0-9.]*\) LUFS.*/\1/p' "$WORK/render.txt" | awk 'NR == 1')
 [ -n "$lufs" ] && awk -v l="$lufs" 'BEGIN { exit !(l > -60) }' || fail "the MIDI render is silent (loudness '$lufs')"
 took
 
