@@ -19,9 +19,8 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, 
 
 from studio.audio.gm import GM_DRUM_KITS, GM_PROGRAMS
 from studio.model.project import AudioClip, MidiClip
-from studio.model.timebase import TempoMap
+from studio.model.timebase import SIXTEENTH, TempoMap, format_position
 
-SIXTEENTH = 240
 """Ticks per sixteenth note at PPQ 960."""
 
 
@@ -55,15 +54,6 @@ def adherence_lines(prov: dict) -> list[tuple[str, str]]:
 def _fmt_time(samples: int, sr: int) -> str:
     m, s = divmod(samples / sr, 60)
     return f"{int(m)}:{s:06.3f}"
-
-
-def format_position(tm: TempoMap, tick: int) -> str:
-    """``"5.1.1"`` (bar.beat.sixteenth, from 1) for a tick, ``"5.1.1.120"`` when it lies
-    120 ticks past a sixteenth."""
-    bar, beat, in_beat = tm.bar_beat_at(int(tick))
-    six, rest = divmod(int(round(in_beat)), SIXTEENTH)
-    text = f"{bar + 1}.{beat + 1}.{six + 1}"
-    return f"{text}.{rest}" if rest else text
 
 
 def parse_position(tm: TempoMap, text: str) -> int:

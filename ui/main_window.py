@@ -492,7 +492,7 @@ class MainWindow(QMainWindow):
         at = int(self.canvas.playhead if start is None else start)
         tracks = self._run(import_files, self.doc.session, [str(p) for p in paths], start=at, notes=notes)
         if tracks:
-            from ui.inspector import format_position
+            from studio.model.timebase import format_position
 
             proj = self.doc.project
             where = format_position(proj.tempo_map, proj.tempo_map.sample_to_tick(at, proj.sample_rate))

@@ -234,3 +234,16 @@ class TempoMap:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TempoMap) and self.to_dict() == other.to_dict()
+
+
+SIXTEENTH = PPQ // 4
+"""Ticks of a sixteenth note."""
+
+
+def format_position(tm: TempoMap, tick: int) -> str:
+    """``"5.1.1"`` (bar.beat.sixteenth, from 1) for a tick on ``tm``, ``"5.1.1.120"`` when it
+    lies 120 ticks past a sixteenth."""
+    bar, beat, in_beat = tm.bar_beat_at(int(tick))
+    six, rest = divmod(int(round(in_beat)), SIXTEENTH)
+    text = f"{bar + 1}.{beat + 1}.{six + 1}"
+    return f"{text}.{rest}" if rest else text

@@ -76,15 +76,14 @@ class Target:
     def describe(self, project: Any) -> str:
         """``"'Drums', selection 3.1.1 (0:04.000) – 7.1.1 (0:12.000)"`` for dialogs and job
         titles: bar.beat.sixteenth on the project's tempo map, then minutes:seconds."""
-        from studio.model.timebase import PPQ
+        from studio.model.timebase import format_position
 
         sr = project.sample_rate
         tm = project.tempo_map
 
         def fmt(x: int) -> str:
-            bar, beat, in_beat = tm.bar_beat_at(tm.sample_to_tick(x, sr))
             m, sec = divmod(x / sr, 60)
-            return f"{bar + 1}.{beat + 1}.{int(round(in_beat)) // (PPQ // 4) + 1} ({int(m)}:{sec:06.3f})"
+            return f"{format_position(tm, tm.sample_to_tick(x, sr))} ({int(m)}:{sec:06.3f})"
 
         names = []
         for tid in ([self.track_id] if self.track_id else []) + list(self.track_ids):

@@ -570,7 +570,6 @@ class ArrangeCanvas(QWidget):
         p.fillRect(QRectF(x0, 0, 1, h), theme.SELECTION_EDGE)
         p.fillRect(QRectF(x1, 0, 1, h), theme.SELECTION_EDGE)
 
-    # -- mouse ----------------------------------------------------------------------------
     # -- files dragged in --------------------------------------------------------------------
 
     def dragEnterEvent(self, e) -> None:  # noqa: N802
@@ -594,6 +593,7 @@ class ArrangeCanvas(QWidget):
         sample = self._snap(max(0, self.geom.sample_at(e.position().x())))
         self.files_dropped.emit(importable_paths(e.mimeData()), int(sample))
 
+    # -- mouse ----------------------------------------------------------------------------
     def mousePressEvent(self, e) -> None:  # noqa: N802
         pos = e.position()
         x, y = pos.x(), pos.y()
