@@ -13,11 +13,17 @@ is repeated (``--repeats``) with the sides interleaved, and the best time of eac
 * steps/s of our loop in the decode dtype (CPU: prepacked oneDNN weights; CUDA: the
   one-token step replayed from a CUDA graph), for 1 variation and for ``--variations``;
 * the ratios, against the targets: our loop >= 2x ``generate()`` on CPU, >= 3x on a GPU,
-  and N variations at <= 1.5x the time of one.
+  and N variations at <= 1.5x the time of one;
+* on CPU with packed weights, the memory-bandwidth floor measured in the same run: every
+  packed decoder weight run once per step through its oneDNN linear with nothing else
+  (no attention, norms or sampling). One decoder step must read all of these weights, so
+  no loop that keeps them in bfloat16 can be faster here; ``generate()``'s time over the
+  floor's is the largest speed-up any such loop could show on this machine.
 
-Run: ``python benchmarks/musicgen_speed.py`` (about 4-8 minutes on 2 shared CPU cores with
-the defaults; ``--steps`` and ``--repeats`` trade time for stability). ``--threads``
-defaults to 1 on CPU: on a shared 2-core machine a second OpenMP thread mostly waits.
+Run: ``python benchmarks/musicgen_speed.py`` (about 2-4 minutes on 2 CPU cores with the
+defaults; ``--steps`` and ``--repeats`` trade time for stability). ``--threads`` defaults
+to PyTorch's default, every core, as the engine host runs; one thread streams memory at
+about half the bandwidth of two on the 2-core machine this was written on.
 """
 from __future__ import annotations
 
@@ -104,20 +110,32 @@ def time_ours(model, ids, mask, steps: int, batch: int, device: str, packed, gra
     return time.perf_counter() - t
 
 
+def time_weight_floor(packed, steps: int, rows: int = 2) -> float:
+    """Seconds to run every packed decoder weight once per step through its linear, for
+    ``steps`` steps, on ``rows`` rows of zeros: the weight traffic of a decoder step alone."""
+    keys = packed.keys()
+    xs = {k: torch.zeros(rows, packed.in_features(k), dtype=torch.bfloat16) for k in keys}
+    t = time.perf_counter()
+    for _ in range(steps):
+        for k in keys:
+            packed.linear(k, xs[k])
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=None, help="decoder steps per run (default: 60 CPU, 500 GPU)")
     ap.add_argument("--repeats", type=int, default=None, help="runs of each measurement, best kept (default: 4 CPU, 3 GPU)")
     ap.add_argument("--variations", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default 1 on CPU)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's, every core)")
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                     help="decode dtype (default: bfloat16 where supported, else float32)")
     args = ap.parse_args(argv)
     device = args.device
     gpu = device.startswith("cuda")
-    if not gpu:
-        torch.set_num_threads(args.threads or 1)
+    if not gpu and args.threads:
+        torch.set_num_threads(args.threads)
     steps = args.steps or (500 if gpu else 60)
     args.repeats = args.repeats or (3 if gpu else 4)
     if args.dtype:
@@ -159,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         rec(f"ours {name}, 1 variation", time_ours(model, ids, mask, steps, 1, device, packed, graph))
         rec(f"ours {name}, {args.variations} variations",
             time_ours(model, ids, mask, steps, args.variations, device, packed, graph))
+    if packed is not None:
+        time_weight_floor(packed, 2)
+        for _ in range(args.repeats):
+            rec("weights alone (bandwidth floor)", time_weight_floor(packed, steps))
     if gpu:
         for _ in range(args.repeats):
             rec(f"ours {name}, 1 variation, no CUDA graph", time_ours(model, ids, mask, steps, 1, device, None, False))
@@ -178,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     cost = many / one
     print(f"{args.variations} variations / 1 variation (time):        {cost:5.2f}x  (target <= 1.5x: "
           f"{'met' if cost <= 1.5 else 'NOT met'})")
+    if "weights alone (bandwidth floor)" in best:
+        floor = best["weights alone (bandwidth floor)"]
+        print(f"\nbandwidth floor: {packed.nbytes / 1e6:.0f} MB of packed bfloat16 weights per step, "
+              f"{steps / floor:.1f} steps/s ({packed.nbytes * steps / floor / 1e9:.1f} GB/s)")
+        print(f"ours reaches {floor / one:5.0%} of the floor; the floor is "
+              f"{best[f'generate() {name}'] / floor:.2f}x generate() {name}"
+              + (f" and {best['generate() float32'] / floor:.2f}x generate() float32" if "generate() float32" in best else "")
+              + ": the most any loop over these weights can gain here")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; median of all runs: "
           + ", ".join(f"{k}: {steps / statistics.median(v):.2f}" for k, v in res.items()))
     return 0

@@ -159,23 +159,32 @@ def test_decoder_logits_match_the_library_forward(tiny):
 
 
 def test_packed_cpu_weights_give_the_module_results(tiny):
-    """CPU bfloat16 with oneDNN-prepacked weights computes what the library modules compute."""
+    """CPU bfloat16 with oneDNN-prepacked weights (GELU and residual adds fused into the
+    calls) computes what the library modules compute: against a float32 run of the same
+    model, its error is no larger than the modules' own bfloat16 error."""
     mg = MusicgenModel(tiny, "cpu", torch.bfloat16)
     if not D.PackedWeights.available(mg.model.decoder):
         pytest.skip("this CPU has no oneDNN bfloat16 support")
-    text = mg.text_states("soft jazz guitar")
-    cond = mg.conditioning(text, 2, True)
+    ref_model = MusicgenModel(tiny, "cpu", torch.float32)
     rows = torch.randint(0, TINY_CODEBOOK_SIZE, (4, 4, 10), generator=torch.Generator().manual_seed(5))
-    out = []
-    for packed in (None, D.PackedWeights(mg.model.decoder)):
-        dec = D.StaticDecoder(mg.model.decoder, 4, 16, packed=packed)
+
+    def run(model, packed):
+        cond = model.conditioning(model.text_states("soft jazz guitar"), 2, True)
+        dec = D.StaticDecoder(model.model.decoder, 4, 16, packed=packed)
         dec.set_conditioning(cond)
         block = dec.logits(dec.forward(dec.embed(rows[..., :9]), 0))
         step = dec.logits(dec.forward(dec.embed(rows[..., 9:]), 9))
-        out.append((block.float(), step.float()))
-    for a, b in zip(*out):
-        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+        return torch.cat([block.float(), step.float()])
+
+    ref = run(ref_model, None)
+    module_err = (run(mg, None) - ref).abs().max().item()
+    packed_err = (run(mg, D.PackedWeights(mg.model.decoder)) - ref).abs().max().item()
+    assert 0 < module_err < 0.1
+    assert packed_err <= 1.25 * module_err
     assert mg.packed is not None  # the model builds and keeps one packed copy
+    assert mg.packed.nbytes == sum(p.numel() * 2 for n, p in mg.model.decoder.named_parameters()
+                                   if n.endswith("weight") and p.dim() == 2 and "embed" not in n and "encoder_attn.k_" not in n
+                                   and "encoder_attn.v_" not in n)
 
 
 # --------------------------------------------------------------------------- sampling

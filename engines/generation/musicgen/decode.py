@@ -278,15 +278,38 @@ class PackedWeights:
         except (AttributeError, RuntimeError):
             return False
 
-    def linear(self, key, x: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T (+ b)`` with the packed weight ``key`` (a module's ``id`` or ``("qkv", i)``/``"heads"``)."""
+    def linear(self, key, x: torch.Tensor, gelu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``x @ W.T (+ b)`` with the packed weight ``key`` (a module's ``id`` or ``("qkv", i)``/``"heads"``).
+
+        Args:
+            gelu: apply the exact (erf) GELU inside the oneDNN call (one pass instead of two).
+            residual: a tensor of the output's shape added inside the oneDNN call.
+        """
         shape = x.shape
-        out = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, shape[-1]), self._w[key], self._b.get(key), "none", [], "")
+        x2 = x.reshape(-1, shape[-1])
+        w, b = self._w[key], self._b.get(key)
+        if residual is not None:
+            out = torch.ops.mkldnn._linear_pointwise.binary(x2, residual.reshape(x2.shape[0], -1), w, b, "add")
+        else:
+            out = torch.ops.mkldnn._linear_pointwise(x2, w, b, "gelu" if gelu else "none", [], "none" if gelu else "")
         return out.view(*shape[:-1], out.shape[-1])
 
     def has(self, key) -> bool:
         """True when ``key`` was packed."""
         return key in self._w
+
+    def keys(self) -> list:
+        """The packed weights' keys, layer by layer, then the LM heads."""
+        return list(self._w)
+
+    def in_features(self, key) -> int:
+        """Input width of the packed weight ``key``."""
+        return int(self._w[key].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of packed weights, all of which one decoder step reads once."""
+        return sum(w.numel() * w.element_size() for w in self._w.values())
 
 
 class StaticDecoder:
@@ -324,6 +347,7 @@ class StaticDecoder:
         self.head_dim = self.hidden // self.heads_n
         self.layers = list(self.decoder.layers)
         self.cross = hasattr(self.layers[0], "encoder_attn")
+        self.gelu = getattr(cfg, "activation_function", None) == "gelu"  # exact GELU: fused into packed fc1
         emb = self.decoder.embed_positions
         if emb.weights.shape[0] < self.max_len:  # the library's own way of growing the table
             emb.make_weights(self.max_len, emb.embedding_dim)
@@ -409,15 +433,15 @@ class StaticDecoder:
             self.v_cache[i][:, :, start: start + n] = v
             o = F.scaled_dot_product_attention(q, self.k_cache[i][:, :, : start + n], self.v_cache[i][:, :, : start + n],
                                                attn_mask=self_mask)
-        x = x + lin(att.out_proj, o.transpose(1, 2).reshape(rows, n, self.hidden))
+        x = lin(att.out_proj, o.transpose(1, 2).reshape(rows, n, self.hidden), residual=x)
         if self.cross and self.cross_k:
             ca = layer.encoder_attn
             h = layer.encoder_attn_layer_norm(x)
             q = lin(ca.q_proj, h).view(rows, n, heads, hd).transpose(1, 2)
             o = F.scaled_dot_product_attention(q, self.cross_k[i], self.cross_v[i], attn_mask=self.cross_mask)
-            x = x + lin(ca.out_proj, o.transpose(1, 2).reshape(rows, n, self.hidden))
+            x = lin(ca.out_proj, o.transpose(1, 2).reshape(rows, n, self.hidden), residual=x)
         h = layer.final_layer_norm(x)
-        return x + lin(layer.fc2, layer.activation_fn(lin(layer.fc1, h)))
+        return lin(layer.fc2, lin(layer.fc1, h, act=layer.activation_fn), residual=x)
 
     @torch.no_grad()
     def forward(self, embeds: torch.Tensor, start: int) -> torch.Tensor:
@@ -458,10 +482,18 @@ class StaticDecoder:
             x = self._layer(layer, i, x, 0, 1, pos, mask)
         return self.logits(self.decoder.layer_norm(x[:, -1]))
 
-    def _lin(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _lin(self, module: torch.nn.Module, x: torch.Tensor, act: Callable | None = None,
+             residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``residual + act(module(x))``, fused into one oneDNN call where the weights are packed
+        (the exact GELU and the residual add; any other activation runs after the call)."""
         if self.packed is not None and self.packed.has(id(module)):
-            return self.packed.linear(id(module), x)
-        return module(x)
+            fuse = act is not None and self.gelu
+            out = self.packed.linear(id(module), x, gelu=fuse, residual=residual)
+            return act(out) if act is not None and not fuse else out
+        out = module(x)
+        if act is not None:
+            out = act(out)
+        return out if residual is None else residual + out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(N, D)`` -> ``(N, K, V)`` through the library's per-codebook LM heads."""
