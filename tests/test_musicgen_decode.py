@@ -160,31 +160,75 @@ def test_decoder_logits_match_the_library_forward(tiny):
 
 def test_packed_cpu_weights_give_the_module_results(tiny):
     """CPU bfloat16 with oneDNN-prepacked weights (GELU and residual adds fused into the
-    calls) computes what the library modules compute: against a float32 run of the same
-    model, its error is no larger than the modules' own bfloat16 error."""
+    calls, the cross-attention folded into per-text matrices) computes what the library
+    modules compute: against a float32 run of the same model, its error is no larger than
+    the modules' own bfloat16 error. With padding in the text, and in the prefill block
+    (several positions) as in the one-token step."""
     mg = MusicgenModel(tiny, "cpu", torch.bfloat16)
     if not D.PackedWeights.available(mg.model.decoder):
         pytest.skip("this CPU has no oneDNN bfloat16 support")
     ref_model = MusicgenModel(tiny, "cpu", torch.float32)
+    for model in (mg, ref_model):  # sharper attention over the text, so that its details show in the logits
+        with torch.no_grad():
+            for layer in model.model.decoder.model.decoder.layers:
+                for proj, gain in (("q_proj", 8.0), ("k_proj", 8.0), ("v_proj", 4.0), ("out_proj", 4.0)):
+                    getattr(layer.encoder_attn, proj).weight.mul_(gain)
     rows = torch.randint(0, TINY_CODEBOOK_SIZE, (4, 4, 10), generator=torch.Generator().manual_seed(5))
+    packed = D.PackedWeights(mg.model.decoder)
 
-    def run(model, packed):
+    def padded(cond: D.Conditioning) -> D.Conditioning:  # the last text position is padding
+        mask = cond.cross_mask.clone()
+        mask[:2, -1] = False
+        states = cond.cross_states * mask[..., None].to(cond.cross_states.dtype)
+        return D.Conditioning(cross_states=states, cross_mask=mask)
+
+    def run(model, pk, pad):
         cond = model.conditioning(model.text_states("soft jazz guitar"), 2, True)
-        dec = D.StaticDecoder(model.model.decoder, 4, 16, packed=packed)
+        cond = padded(cond) if pad else cond
+        dec = D.StaticDecoder(model.model.decoder, 4, 16, packed=pk)
         dec.set_conditioning(cond)
+        assert dec.cross_absorbed == (pk is not None)
         block = dec.logits(dec.forward(dec.embed(rows[..., :9]), 0))
         step = dec.logits(dec.forward(dec.embed(rows[..., 9:]), 9))
         return torch.cat([block.float(), step.float()])
 
-    ref = run(ref_model, None)
-    module_err = (run(mg, None) - ref).abs().max().item()
-    packed_err = (run(mg, D.PackedWeights(mg.model.decoder)) - ref).abs().max().item()
-    assert 0 < module_err < 0.1
-    assert packed_err <= 1.25 * module_err
+    for pad in (False, True):
+        ref = run(ref_model, None, pad)
+        module_err = (run(mg, None, pad) - ref).abs().max().item()
+        packed_err = (run(mg, packed, pad) - ref).abs().max().item()
+        assert 0 < module_err < 0.1
+        assert packed_err <= 1.25 * module_err
+    assert (run(ref_model, None, True) - run(ref_model, None, False)).abs().max() > 1e-3  # the padding matters
     assert mg.packed is not None  # the model builds and keeps one packed copy
     assert mg.packed.nbytes == sum(p.numel() * 2 for n, p in mg.model.decoder.named_parameters()
                                    if n.endswith("weight") and p.dim() == 2 and "embed" not in n and "encoder_attn.k_" not in n
                                    and "encoder_attn.v_" not in n)
+
+
+def test_cross_attention_is_folded_only_where_it_applies(tiny):
+    """The folded cross-attention needs one description for every conditional row and a
+    short text; otherwise the step runs the library's q/out projections."""
+    mg = MusicgenModel(tiny, "cpu", torch.bfloat16)
+    if not D.PackedWeights.available(mg.model.decoder):
+        pytest.skip("this CPU has no oneDNN bfloat16 support")
+    packed = D.PackedWeights(mg.model.decoder)
+    dec = D.StaticDecoder(mg.model.decoder, 4, 16, packed=packed)
+    text = mg.text_states("soft jazz guitar")
+    one = mg.conditioning(text, 2, True)
+    dec.set_conditioning(one)
+    assert dec.cross_absorbed
+    folded = sum(w.numel() for w in dec.streamed_weights())
+    other = mg.conditioning(mg.text_states("loud rock drums"), 2, True)
+    mixed = D.Conditioning(cross_states=torch.cat([one.cross_states[:1], other.cross_states[1:]]),
+                           cross_mask=torch.cat([one.cross_mask[:1], other.cross_mask[1:]]))
+    dec.set_conditioning(mixed)  # two descriptions: not folded
+    assert not dec.cross_absorbed
+    assert sum(w.numel() for w in dec.streamed_weights()) > folded
+    words = " ".join(["soft"] * 40)  # 2 heads x 41 tokens > 3/4 of the width 32
+    dec.set_conditioning(mg.conditioning(mg.text_states(words), 2, True))
+    assert not dec.cross_absorbed
+    dec.set_conditioning(one)
+    assert dec.cross_absorbed and sum(w.numel() for w in dec.streamed_weights()) == folded
 
 
 # --------------------------------------------------------------------------- sampling
