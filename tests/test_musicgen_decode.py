@@ -185,7 +185,7 @@ def test_packed_cpu_weights_give_the_module_results(tiny):
     def run(model, pk, pad):
         cond = model.conditioning(model.text_states("soft jazz guitar"), 2, True)
         cond = padded(cond) if pad else cond
-        dec = D.StaticDecoder(model.model.decoder, 4, 16, packed=pk)
+        dec = D.StaticDecoder(model.model.decoder, 4, 16, packed=pk, fold_cross=pk is not None)
         dec.set_conditioning(cond)
         assert dec.cross_absorbed == (pk is not None)
         block = dec.logits(dec.forward(dec.embed(rows[..., :9]), 0))
@@ -203,6 +203,33 @@ def test_packed_cpu_weights_give_the_module_results(tiny):
     assert mg.packed.nbytes == sum(p.numel() * 2 for n, p in mg.model.decoder.named_parameters()
                                    if n.endswith("weight") and p.dim() == 2 and "embed" not in n and "encoder_attn.k_" not in n
                                    and "encoder_attn.v_" not in n)
+
+
+def test_folded_cross_attention_equals_the_library_attention_in_float32(tiny):
+    """On the float32 CPU path (CPUs without bfloat16 units) the folded cross-attention
+    gives the library modules' logits to float32 rounding, with padding in the text, over
+    a prefill block and one-token steps, with and without the null rows."""
+    mg = MusicgenModel(tiny, "cpu", torch.float32)
+    with torch.no_grad():  # sharper attention over the text, so that its details show in the logits
+        for layer in mg.model.decoder.model.decoder.layers:
+            for proj, gain in (("q_proj", 8.0), ("k_proj", 8.0), ("v_proj", 4.0), ("out_proj", 4.0)):
+                getattr(layer.encoder_attn, proj).weight.mul_(gain)
+    rows = torch.randint(0, TINY_CODEBOOK_SIZE, (4, 4, 10), generator=torch.Generator().manual_seed(6))
+    for guided in (True, False):
+        cond = mg.conditioning(mg.text_states("soft jazz guitar"), 2 if guided else 4, guided)
+        mask = cond.cross_mask.clone()
+        mask[: 2 if guided else 4, -1] = False  # the last text position is padding
+        cond = D.Conditioning(cross_states=cond.cross_states * mask[..., None].float(), cross_mask=mask)
+        out = []
+        for fold in (True, False):
+            dec = D.StaticDecoder(mg.model.decoder, 4, 16, fold_cross=fold)
+            dec.set_conditioning(cond)
+            assert dec.cross_absorbed == fold
+            block = dec.logits(dec.forward(dec.embed(rows[..., :8]), 0))
+            steps = [dec.logits(dec.forward(dec.embed(rows[..., s: s + 1]), s)) for s in (8, 9)]
+            out.append(torch.cat([block, *steps]))
+        torch.testing.assert_close(out[0], out[1], rtol=1e-5, atol=1e-5)
+        assert out[1].abs().max() > 0.1
 
 
 def test_cross_attention_is_folded_only_where_it_applies(tiny):

@@ -332,8 +332,8 @@ class StaticDecoder:
     (pre-norm self-attention, cross-attention for MusicGen, feed-forward) with
     ``torch.nn.functional.scaled_dot_product_attention``; keys and values of new
     positions are written into cache tensors of fixed size, and the cross-attention keys
-    and values of the text are computed once per job (:meth:`set_conditioning`). With packed
-    CPU weights the cross-attention is folded into two small per-text matrices per layer
+    and values of the text are computed once per job (:meth:`set_conditioning`). On the
+    CPU the cross-attention is folded into two small per-text matrices per layer
     (:meth:`_absorb`), which cuts the weight traffic of a step by about 11 % for a short
     description.
 
@@ -344,15 +344,18 @@ class StaticDecoder:
         max_len: cache length in positions (prefix + steps of the longest window).
         packed: :class:`PackedWeights` of ``lm`` (CPU bfloat16), or None to call the
             modules themselves.
+        fold_cross: fold the cross-attention where it applies (CPU only; see :meth:`_absorb`).
 
     Raises:
         torch.cuda.OutOfMemoryError (or RuntimeError "out of memory"): the cache does
             not fit; the engine host retries with a smaller ``chunk_scale``.
     """
 
-    def __init__(self, lm: torch.nn.Module, rows: int, max_len: int, packed: PackedWeights | None = None):
+    def __init__(self, lm: torch.nn.Module, rows: int, max_len: int, packed: PackedWeights | None = None,
+                 fold_cross: bool = True):
         self.decoder, self.heads = _decoder_parts(lm)
         self.packed = packed
+        self.fold_cross = bool(fold_cross)
         cfg = lm.config
         p = next(lm.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -426,8 +429,8 @@ class StaticDecoder:
 
     @torch.no_grad()
     def _absorb(self, states: torch.Tensor, mask: torch.Tensor | None):
-        """The cross-attention of the conditional rows folded into two packed matrices per
-        layer, for the CPU bfloat16 step (None where it does not apply).
+        """The cross-attention of the conditional rows folded into two matrices per layer
+        (packed for oneDNN with packed weights), for the CPU step (None where it does not apply).
 
         With the text's keys ``K_h`` and values ``V_h`` fixed for the job, head ``h``'s
         scores are ``x W_q,h K_h^T / sqrt(d)`` and its output projection is
@@ -436,15 +439,15 @@ class StaticDecoder:
         Masked text positions are left out of ``K`` and ``V`` (their weight is zero), and
         the null rows (all-zero text, no biases) get exactly zero from the cross-attention,
         so they skip it. The weight traffic of a step drops by ``2 D (D - H L)`` values per
-        layer; the numbers differ from the unfolded path by bfloat16 rounding only.
+        layer; the numbers differ from the unfolded path by rounding only.
         Source: the associativity of the attention products (as in "absorbed" attention,
         DeepSeek-V2's multi-head latent attention, 2024).
 
-        Applies when: packed CPU weights, projections without biases, the conditional rows
-        first and all equal (the same description for every variation), the rest all zero,
+        Applies when: a CPU device (a captured CUDA graph would keep the first job's
+        matrices), projections without biases, the conditional rows first and all equal (the same description for every variation), the rest all zero,
         and ``H x L <= ABSORB_MAX_SHARE x D``.
         """
-        if self.packed is None or not self.cross:
+        if self.device.type != "cpu" or not self.fold_cross or not self.cross:
             return None
         if any(layer.encoder_attn.q_proj.bias is not None or layer.encoder_attn.out_proj.bias is not None
                for layer in self.layers):
@@ -470,7 +473,8 @@ class StaticDecoder:
             wo = att.out_proj.weight.float().view(d, heads, hd)
             a = torch.einsum("hld,hdj->hlj", k, wq).reshape(heads * length, d) * hd ** -0.5
             b = torch.einsum("jhd,hld->jhl", wo, v).reshape(d, heads * length)
-            mats.append((reorder(a.to(self.dtype).contiguous(), self.rows), reorder(b.to(self.dtype).contiguous(), self.rows)))
+            a, b = a.to(self.dtype).contiguous(), b.to(self.dtype).contiguous()
+            mats.append((reorder(a, self.rows), reorder(b, self.rows)) if self.packed is not None else (a, b))
         return nc, length, mats
 
     @property
@@ -569,9 +573,14 @@ class StaticDecoder:
         a, b = mats[i]
         rows, n = x.shape[0], x.shape[1]
         xc = x[:nc]
-        scores = onednn_linear(layer.encoder_attn_layer_norm(xc), a).view(nc, n, self.heads_n, length)
-        probs = torch.softmax(scores, dim=-1).view(nc, n, self.heads_n * length)
-        xc = onednn_linear(probs, b, residual=xc)
+        h = layer.encoder_attn_layer_norm(xc)
+        if self.packed is not None:
+            scores = onednn_linear(h, a).view(nc, n, self.heads_n, length)
+            probs = torch.softmax(scores, dim=-1).view(nc, n, self.heads_n * length)
+            xc = onednn_linear(probs, b, residual=xc)
+        else:
+            probs = torch.softmax(F.linear(h, a).view(nc, n, self.heads_n, length), dim=-1)
+            xc = xc + F.linear(probs.view(nc, n, self.heads_n * length), b)
         return xc if nc == rows else torch.cat([xc, x[nc:]])
 
     def step_static(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
