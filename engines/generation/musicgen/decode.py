@@ -444,8 +444,9 @@ class StaticDecoder:
         DeepSeek-V2's multi-head latent attention, 2024).
 
         Applies when: a CPU device (a captured CUDA graph would keep the first job's
-        matrices), projections without biases, the conditional rows first and all equal (the same description for every variation), the rest all zero,
-        and ``H x L <= ABSORB_MAX_SHARE x D``.
+        matrices), projections without biases, the conditional rows first and all equal
+        (the same description for every variation), the rest all zero, and
+        ``H x L <= ABSORB_MAX_SHARE x D``.
         """
         if self.device.type != "cpu" or not self.fold_cross or not self.cross:
             return None
@@ -598,8 +599,9 @@ class StaticDecoder:
 
     def _lin(self, module: torch.nn.Module, x: torch.Tensor, act: Callable | None = None,
              residual: torch.Tensor | None = None) -> torch.Tensor:
-        """``residual + act(module(x))``, fused into one oneDNN call where the weights are packed
-        (the exact GELU and the residual add; any other activation runs after the call)."""
+        """``act(module(x))`` or ``residual + module(x)`` (not both), fused into one oneDNN call
+        where the weights are packed (the exact GELU and the residual add; any other
+        activation runs after the call)."""
         if self.packed is not None and self.packed.has(id(module)):
             fuse = act is not None and self.gelu
             out = self.packed.linear(id(module), x, gelu=fuse, residual=residual)
