@@ -135,6 +135,7 @@ def test_default_cpu_path_runs_in_bfloat16_where_supported(engine, tiny):
     r = _run(engine, _gen(tiny, frames=4000, sample_rate=8000, params={}))
     assert r.outputs["take1"].shape == (1, 4000) and np.isfinite(r.outputs["take1"]).all()
     assert r.provenance.dtype == ("bfloat16" if _cpu_bf16() else "float32")
+    assert r.provenance.extra["cross_attention_folded"] is True  # a short description on the CPU
 
 
 # --------------------------------------------------------------------------- extend

@@ -317,6 +317,7 @@ class MusicgenEngine(EngineBase):
         use_graph = device.startswith("cuda") and bool(params["cuda_graph"])
         codes_all: list[torch.Tensor] = []
         seeds_all: list[int] = []
+        folded: list[bool] = []
         t_gen = time.monotonic()
         for batch in batches:
             b = len(batch)
@@ -335,6 +336,7 @@ class MusicgenEngine(EngineBase):
                                   sampling, gens, mg.delays, mg.special, on_step=on_step,
                                   graph_factory=CudaGraphStep if use_graph else None)
             codes_all.append(codes.cpu())
+            folded.append(dec.cross_absorbed)
             del dec
         codes = torch.cat(codes_all)
         t_dec = time.monotonic()
@@ -395,6 +397,7 @@ class MusicgenEngine(EngineBase):
             "cuda_graph": use_graph,
             "decoder_dtype": prov.dtype,
             "packed_cpu_weights": mg.packed is not None,
+            "cross_attention_folded": all(folded) and bool(folded),
             "melody": melody_info,
             "library": _library_versions(),
         })
