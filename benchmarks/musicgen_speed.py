@@ -91,17 +91,23 @@ def time_generate(model, ids, mask, steps: int, batch: int, device: str) -> floa
     return time.perf_counter() - t
 
 
+def guided_conditioning(model, ids, mask, batch: int) -> D.Conditioning:
+    """The text conditioning of ``batch`` variations with guidance (conditional rows, then null rows)."""
+    with torch.no_grad():
+        h = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        h = model.enc_to_dec_proj(h) * mask[..., None].to(h.dtype)
+    states = torch.cat([h.repeat(batch, 1, 1), torch.zeros_like(h).repeat(batch, 1, 1)])
+    cmask = torch.cat([mask.bool().repeat(batch, 1), torch.zeros_like(mask).bool().repeat(batch, 1)])
+    return D.Conditioning(cross_states=states, cross_mask=cmask)
+
+
 def time_ours(model, ids, mask, steps: int, batch: int, device: str, packed, graph: bool) -> float:
     """Seconds for our loop to decode ``steps`` steps for ``batch`` variations (CFG 3, top-k 250),
     text encoding and cache allocation included."""
     _sync(device)
     t = time.perf_counter()
     with torch.no_grad():
-        h = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        h = model.enc_to_dec_proj(h) * mask[..., None].to(h.dtype)
-        states = torch.cat([h.repeat(batch, 1, 1), torch.zeros_like(h).repeat(batch, 1, 1)])
-        cmask = torch.cat([mask.bool().repeat(batch, 1), torch.zeros_like(mask).bool().repeat(batch, 1)])
-        cond = D.Conditioning(cross_states=states, cross_mask=cmask)
+        cond = guided_conditioning(model, ids, mask, batch)
         frames = steps - 3
         dec = D.StaticDecoder(model.decoder, 2 * batch, D.cache_length(frames, 0, 3), packed=packed)
         dec.set_conditioning(cond)
@@ -125,13 +131,8 @@ def time_weight_floor(weights: list[torch.Tensor], steps: int, rows: int = 2) ->
 
 def step_weights(model, ids, mask, packed) -> list[torch.Tensor]:
     """The packed matrices our CPU step reads for this prompt and 1 variation (guided)."""
-    with torch.no_grad():
-        h = model.enc_to_dec_proj(model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state)
-        h = h * mask[..., None].to(h.dtype)
-    cond = D.Conditioning(cross_states=torch.cat([h, torch.zeros_like(h)]),
-                          cross_mask=torch.cat([mask.bool(), torch.zeros_like(mask).bool()]))
     dec = D.StaticDecoder(model.decoder, 2, 8, packed=packed)
-    dec.set_conditioning(cond)
+    dec.set_conditioning(guided_conditioning(model, ids, mask, 1))
     return dec.streamed_weights()
 
 

@@ -321,7 +321,8 @@ class PackedWeights:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of packed weights, all of which one decoder step reads once."""
+        """Bytes of the packed weights (a step reads each once, except the cross-attention's
+        q/out projections where :class:`StaticDecoder` folds them)."""
         return sum(w.numel() * w.element_size() for w in self._w.values())
 
 
@@ -464,7 +465,6 @@ class StaticDecoder:
         length, heads, hd, d = int(idx.numel()), self.heads_n, self.head_dim, self.hidden
         if length == 0 or heads * length > self.ABSORB_MAX_SHARE * d:
             return None
-        reorder = torch.ops.mkldnn._reorder_linear_weight
         mats = []
         for i, layer in enumerate(self.layers):
             att = layer.encoder_attn
@@ -475,7 +475,10 @@ class StaticDecoder:
             a = torch.einsum("hld,hdj->hlj", k, wq).reshape(heads * length, d) * hd ** -0.5
             b = torch.einsum("jhd,hld->jhl", wo, v).reshape(d, heads * length)
             a, b = a.to(self.dtype).contiguous(), b.to(self.dtype).contiguous()
-            mats.append((reorder(a, self.rows), reorder(b, self.rows)) if self.packed is not None else (a, b))
+            if self.packed is not None:  # oneDNN ops only where packing is available
+                a = torch.ops.mkldnn._reorder_linear_weight(a, self.rows)
+                b = torch.ops.mkldnn._reorder_linear_weight(b, self.rows)
+            mats.append((a, b))
         return nc, length, mats
 
     @property
